@@ -1,0 +1,38 @@
+# The front door. Every target works on a fresh machine: it (re)builds the virtualenv when
+# pyproject.toml changes and installs Debian's chromium and ffmpeg when they are missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export SUBMISSIONS_HOME ?= $(CURDIR)/var
+export PLAYWRIGHT_BROWSERS_PATH ?= $(CURDIR)/var/pw-browsers
+export SUBMISSIONS_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+	bash scripts/install-system-deps.sh $(PY)
+
+## run: the main job on the embedded default (SQLite, local disk, sandbox portals, embedded CRM)
+run: install
+	$(VENV)/bin/submissions run
+
+## test: the whole suite (needs PostgreSQL at SUBMISSIONS_TEST_PG_URL; fails without it)
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,59 @@
+"""Database engines for the job store: SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+#: Seconds a SQLite writer waits for the lock before giving up (STACK-NOTES: busy_timeout).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str) -> str:
+    """Pick the drivers we test: psycopg 3 for PostgreSQL, pysqlite for SQLite."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def is_sqlite(engine_or_url: Engine | str) -> bool:
+    """Whether this engine or URL points at SQLite."""
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
+    return url.get_backend_name() == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine that is safe for several worker processes at once.
+
+    On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (take the write lock up front)
+    under WAL with a busy timeout: a deferred ``BEGIN`` upgrading to a writer mid-transaction is
+    what produces "database is locked" under concurrent claimers (STACK-NOTES: 0 errors vs
+    30-600 in 1,000 claims).
+    """
+    url = normalize_url(url)
+    if not is_sqlite(url):
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,759 @@
+"""The job store and global queue: the one source of truth for every submission job, by job_id.
+
+All SQL that reads or writes jobs lives here. State changes go through `transition` (or the
+claim/reap paths built on the same compare-and-set), each appending its event in the same
+transaction, so the event history always equals the transitions made.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from random import Random
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from submissions_pipeline.domain import (
+    CLAIMABLE_STATES,
+    TERMINAL_STATES,
+    Case,
+    FailureObject,
+    Job,
+    JobEvent,
+    ReasonCode,
+    RetryPolicy,
+    RoutingDecision,
+    Step,
+    SubmissionState,
+    check_transition,
+    route_failure,
+)
+from submissions_pipeline.domain.states import LEASED_STATES
+from submissions_pipeline.store import migrate
+from submissions_pipeline.store.engine import make_engine
+from submissions_pipeline.store.schema import job_events, job_steps, jobs
+
+S = SubmissionState
+Clock = Callable[[], datetime]
+
+_STEP_VALUES = frozenset(s.value for s in Step)
+
+#: Default lease a claim grants; workers heartbeat well inside it.
+DEFAULT_LEASE_S = 300.0
+
+#: Job fields `transition` may set beside the state; everything else has its own path.
+_SETTABLE = frozenset(
+    {
+        "reference",
+        "submitted_by_automation",
+        "evidence",
+        "failure",
+        "reason_code",
+        "next_attempt_at",
+        "duration_s",
+        "crm_synced_at",
+        "run_id",
+        "attempt",
+    }
+)
+
+
+class StoreError(Exception):
+    """Base of the job store's own errors."""
+
+
+class JobNotFound(StoreError):
+    """No job with that id."""
+
+
+class LeaseLost(StoreError):
+    """The caller no longer holds the job's lease (it expired and was reaped or re-claimed)."""
+
+
+class StaleState(StoreError):
+    """The job was not in the state the caller expected: someone else moved it first."""
+
+
+class EnqueueResult(BaseModel):
+    """What enqueue did: the job that now stands for the case, and whether it is new."""
+
+    job_id: str
+    created: bool
+    state: SubmissionState
+
+
+class QueueStats(BaseModel):
+    """Queue depth and latency, the numbers ops watch (queue age is the alarm bell)."""
+
+    depth: dict[str, dict[str, int]]
+    due_now: int
+    oldest_due_age_s: float | None
+    running: int
+    p50_job_s: float | None
+    p95_job_s: float | None
+    finished_jobs_measured: int
+
+
+def utcnow() -> datetime:
+    """The system clock, in UTC."""
+    return datetime.now(UTC)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if dt is None or dt.tzinfo is not None:
+        return dt
+    return dt.replace(tzinfo=UTC)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def _row_to_job(row: Row[Any]) -> Job:
+    m = dict(row._mapping)
+    for k in (
+        "next_attempt_at",
+        "lease_expires_at",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+        "crm_synced_at",
+    ):
+        m[k] = _aware(m[k])
+    m["evidence"] = m.get("evidence") or {}
+    return Job.model_validate(m)
+
+
+class JobStore:
+    """Jobs, their events, and the pull queue, on SQLite or PostgreSQL."""
+
+    def __init__(self, engine: Engine, clock: Clock = utcnow):
+        self.engine = engine
+        self.clock = clock
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock = utcnow, migrate_schema: bool = True) -> JobStore:
+        """Open (and by default migrate) the store at a database URL."""
+        store = cls(make_engine(url), clock=clock)
+        if migrate_schema:
+            store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration."""
+        migrate.upgrade(self.engine)
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- enqueue
+    def enqueue(
+        self,
+        case: Case,
+        *,
+        actor: str = "crm",
+        max_attempts: int = 3,
+        now: datetime | None = None,
+    ) -> EnqueueResult:
+        """Create the job for a case, once.
+
+        Idempotent by the case's idempotency key (case + payload). A case that already has a live
+        or successful job is never given a second one, whatever its payload: that is how a case is
+        never submitted twice. Only a case whose earlier job ended failed or dead-lettered (a
+        human fixed it) gets a new job.
+        """
+        now = now or self.clock()
+        key = case.idempotency_key()
+        existing = self._existing_for_case(case.case_id, key)
+        if existing is not None:
+            return EnqueueResult(job_id=existing.job_id, created=False, state=existing.state)
+        job_id = uuid.uuid4().hex
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(jobs).values(
+                        job_id=job_id,
+                        case_id=case.case_id,
+                        oem=case.oem,
+                        dealer_id=case.dealer_id,
+                        vin=case.vin,
+                        idempotency_key=key,
+                        payload=case.payload.model_dump(mode="json"),
+                        priority=case.priority,
+                        redaction_sensitive=case.redaction_sensitive,
+                        test_record=case.test_record,
+                        state=S.QUEUED.value,
+                        attempt=0,
+                        max_attempts=max_attempts,
+                        next_attempt_at=now,
+                        submit_attempted=False,
+                        submitted_by_automation=False,
+                        created_at=now,
+                        updated_at=now,
+                        version=0,
+                    )
+                )
+                self._event(conn, job_id, "transition", None, S.QUEUED, actor, now)
+        except IntegrityError:
+            existing = self._existing_for_case(case.case_id, key)
+            if existing is None:
+                raise
+            return EnqueueResult(job_id=existing.job_id, created=False, state=existing.state)
+        return EnqueueResult(job_id=job_id, created=True, state=S.QUEUED)
+
+    def _existing_for_case(self, case_id: str, key: str) -> Job | None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(jobs).where(jobs.c.case_id == case_id).order_by(jobs.c.created_at)
+            ).all()
+        for row in rows:
+            job = _row_to_job(row)
+            if job.idempotency_key == key:
+                return job
+            if job.state not in (S.FAILED_TERMINAL, S.DEAD_LETTERED):
+                return job
+        return None
+
+    # ---------------------------------------------------------------- claim
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        oem: str | None = None,
+        limit: int = 1,
+        lease_s: float = DEFAULT_LEASE_S,
+        run_id: str | None = None,
+        now: datetime | None = None,
+    ) -> list[Job]:
+        """Lease up to `limit` due jobs to a worker: highest priority first, then oldest due.
+
+        PostgreSQL locks the picked rows with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers
+        pass each other by; SQLite serialises writers with ``BEGIN IMMEDIATE`` (see engine.py),
+        which gives the same guarantee. Each claim starts a new attempt.
+        """
+        if limit <= 0:
+            return []
+        now = now or self.clock()
+        conds = [
+            jobs.c.state.in_([s.value for s in CLAIMABLE_STATES]),
+            jobs.c.next_attempt_at <= now,
+        ]
+        if oem is not None:
+            conds.append(jobs.c.oem == oem)
+        pick = (
+            select(jobs.c.job_id, jobs.c.state, jobs.c.version)
+            .where(and_(*conds))
+            .order_by(jobs.c.priority.desc(), jobs.c.next_attempt_at, jobs.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claimed: list[Job] = []
+        with self.engine.begin() as conn:
+            for job_id, state, version in conn.execute(pick).all():
+                result = conn.execute(
+                    update(jobs)
+                    .where(jobs.c.job_id == job_id, jobs.c.version == version)
+                    .values(
+                        state=S.RUNNING.value,
+                        lease_owner=worker_id,
+                        lease_expires_at=now + timedelta(seconds=lease_s),
+                        attempt=jobs.c.attempt + 1,
+                        last_step=Step.CLAIMED.value,
+                        started_at=func.coalesce(jobs.c.started_at, now),
+                        run_id=run_id,
+                        updated_at=now,
+                        version=jobs.c.version + 1,
+                    )
+                    .returning(*jobs.c)
+                )
+                row = result.first()
+                if row is None:  # pragma: no cover - rows are locked, so this cannot race
+                    continue
+                self._event(
+                    conn,
+                    job_id,
+                    "transition",
+                    S(state),
+                    S.RUNNING,
+                    worker_id,
+                    now,
+                    step=Step.CLAIMED.value,
+                )
+                claimed.append(_row_to_job(row))
+        return claimed
+
+    def heartbeat(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        now: datetime | None = None,
+    ) -> bool:
+        """Extend a lease the worker still holds; False means the lease is gone: stop work."""
+        now = now or self.clock()
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.job_id == job_id,
+                    jobs.c.lease_owner == worker_id,
+                    jobs.c.state.in_([s.value for s in LEASED_STATES]),
+                )
+                .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
+            )
+            return res.rowcount == 1
+
+    # ---------------------------------------------------------------- transitions
+    def transition(
+        self,
+        job_id: str,
+        to_state: SubmissionState,
+        *,
+        actor: str,
+        expected_from: SubmissionState | Iterable[SubmissionState] | None = None,
+        lease_owner: str | None = None,
+        step: str | None = None,
+        reason_code: ReasonCode | None = None,
+        detail: dict[str, Any] | None = None,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Move a job to `to_state` as one atomic compare-and-set, appending its event.
+
+        Raises IllegalTransition for a move the state machine forbids, StaleState when the job
+        is not in `expected_from`, and LeaseLost when `lease_owner` no longer holds the lease.
+        """
+        unknown = set(fields) - _SETTABLE
+        if unknown:
+            raise TypeError(f"transition cannot set {sorted(unknown)}")
+        now = now or self.clock()
+        with self.engine.begin() as conn:
+            job = self._locked(conn, job_id)
+            self._check_caller(job, expected_from, lease_owner)
+            check_transition(job_id, job.state, to_state)
+            values = self._transition_values(job, to_state, now, step, reason_code, fields)
+            row = self._cas(conn, job, values)
+            self._event(
+                conn,
+                job_id,
+                "transition",
+                job.state,
+                to_state,
+                actor,
+                now,
+                step=step,
+                reason_code=reason_code,
+                detail=detail,
+            )
+            return row
+
+    def record_milestone(
+        self,
+        job_id: str,
+        worker_id: str,
+        step: Step | str,
+        *,
+        lease_s: float | None = None,
+        detail: dict[str, Any] | None = None,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Record that a leased job reached a step, so a dead worker leaves a truthful trail.
+
+        Reaching the submit click sets `submit_attempted` for good: from then on no retry may
+        submit without first looking the case up on the portal. Optionally extends the lease.
+        """
+        unknown = set(fields) - _SETTABLE
+        if unknown:
+            raise TypeError(f"record_milestone cannot set {sorted(unknown)}")
+        now = now or self.clock()
+        step = Step(step)
+        with self.engine.begin() as conn:
+            job = self._locked(conn, job_id)
+            self._check_caller(job, LEASED_STATES, worker_id)
+            values: dict[str, Any] = {"last_step": step.value, "updated_at": now, **fields}
+            if step.reached_submit:
+                values["submit_attempted"] = True
+            if lease_s is not None:
+                values["lease_expires_at"] = now + timedelta(seconds=lease_s)
+            row = self._cas(conn, job, values)
+            self._event(
+                conn,
+                job_id,
+                "milestone",
+                job.state,
+                job.state,
+                worker_id,
+                now,
+                step=step.value,
+                detail=detail,
+            )
+            return row
+
+    def record_failure(
+        self,
+        job_id: str,
+        failure: FailureObject,
+        *,
+        actor: str,
+        lease_owner: str | None = None,
+        policy: RetryPolicy | None = None,
+        rng: Random | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Job, RoutingDecision]:
+        """Route a failed attempt by its reason code and write the outcome atomically."""
+        now = now or self.clock()
+        policy = policy or RetryPolicy()
+        rng = rng or Random()
+        with self.engine.begin() as conn:
+            job = self._locked(conn, job_id)
+            self._check_caller(job, None, lease_owner)
+            decision = route_failure(failure.reason_code, job.attempt, now, policy, rng)
+            failure = failure.model_copy(
+                update={
+                    "job_id": job.job_id,
+                    "case_id": job.case_id,
+                    "oem": job.oem,
+                    "attempt": job.attempt,
+                    "last_step": failure.last_step or job.last_step,
+                }
+            )
+            check_transition(job_id, job.state, decision.next_state)
+            values = self._transition_values(
+                job,
+                decision.next_state,
+                now,
+                None,
+                failure.reason_code,
+                {
+                    "failure": failure.model_dump(mode="json"),
+                    "next_attempt_at": decision.next_attempt_at,
+                },
+            )
+            row = self._cas(conn, job, values)
+            self._event(
+                conn,
+                job_id,
+                "transition",
+                job.state,
+                decision.next_state,
+                actor,
+                now,
+                step=failure.last_step,
+                reason_code=failure.reason_code,
+                detail={"route": decision.route.value, "message": failure.message[:500]},
+            )
+            return row, decision
+
+    def reap_expired(
+        self,
+        *,
+        policy: RetryPolicy | None = None,
+        actor: str = "reaper",
+        now: datetime | None = None,
+    ) -> list[Job]:
+        """Take back jobs whose worker stopped heartbeating.
+
+        A job that never reached the submit click goes back to the queue at once (its attempt
+        still counts, so a job that keeps killing workers ends dead-lettered). A job that may
+        have been submitted goes to reconciliation: only a portal lookup can tell.
+        """
+        now = now or self.clock()
+        policy = policy or RetryPolicy()
+        reaped: list[Job] = []
+        pick = (
+            select(jobs)
+            .where(
+                jobs.c.state.in_([s.value for s in LEASED_STATES]),
+                jobs.c.lease_expires_at < now,
+            )
+            .with_for_update(skip_locked=True)
+        )
+        with self.engine.begin() as conn:
+            for row in conn.execute(pick).all():
+                job = _row_to_job(row)
+                if job.submit_attempted or job.state is S.SUBMITTED:
+                    to, reason = S.NEEDS_RECONCILIATION, ReasonCode.WORKER_LOST
+                elif policy.may_retry(job.attempt):
+                    to, reason = S.QUEUED, ReasonCode.WORKER_LOST
+                else:
+                    to, reason = S.DEAD_LETTERED, ReasonCode.WORKER_LOST
+                failure = FailureObject.of(
+                    reason,
+                    f"lease of {job.lease_owner} expired at step {job.last_step}",
+                    job_id=job.job_id,
+                    case_id=job.case_id,
+                    oem=job.oem,
+                    attempt=job.attempt,
+                    last_step=job.last_step,
+                )
+                values = self._transition_values(
+                    job,
+                    to,
+                    now,
+                    None,
+                    reason,
+                    {"failure": failure.model_dump(mode="json"), "next_attempt_at": now},
+                )
+                reaped.append(self._cas(conn, job, values))
+                self._event(
+                    conn,
+                    job.job_id,
+                    "transition",
+                    job.state,
+                    to,
+                    actor,
+                    now,
+                    step=job.last_step,
+                    reason_code=reason,
+                    detail={"lease_owner": job.lease_owner},
+                )
+        return reaped
+
+    def dead_letter(
+        self, job_id: str, failure: FailureObject, *, actor: str, now: datetime | None = None
+    ) -> Job:
+        """Park a job for a human with its reason (ops action or run-failure sensor)."""
+        return self.transition(
+            job_id,
+            S.DEAD_LETTERED,
+            actor=actor,
+            reason_code=failure.reason_code,
+            failure=failure.model_dump(mode="json"),
+            now=now,
+        )
+
+    def redrive(self, job_id: str, *, actor: str, now: datetime | None = None) -> Job:
+        """Put a dead-lettered job back in the queue with a fresh attempt budget."""
+        now = now or self.clock()
+        return self.transition(
+            job_id,
+            S.QUEUED,
+            actor=actor,
+            expected_from=S.DEAD_LETTERED,
+            now=now,
+            attempt=0,
+            next_attempt_at=now,
+        )
+
+    # ---------------------------------------------------------------- helpers
+    def _locked(self, conn: Connection, job_id: str) -> Job:
+        row = conn.execute(select(jobs).where(jobs.c.job_id == job_id).with_for_update()).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _row_to_job(row)
+
+    @staticmethod
+    def _check_caller(
+        job: Job,
+        expected_from: SubmissionState | Iterable[SubmissionState] | None,
+        lease_owner: str | None,
+    ) -> None:
+        if expected_from is not None:
+            allowed = (
+                {expected_from}
+                if isinstance(expected_from, SubmissionState)
+                else set(expected_from)
+            )
+            if job.state not in allowed:
+                raise StaleState(f"job {job.job_id} is {job.state}, expected {sorted(allowed)}")
+        if lease_owner is not None and (
+            job.lease_owner != lease_owner or job.state not in LEASED_STATES
+        ):
+            raise LeaseLost(
+                f"job {job.job_id} is {job.state} leased to {job.lease_owner}, not {lease_owner}"
+            )
+
+    @staticmethod
+    def _transition_values(
+        job: Job,
+        to_state: SubmissionState,
+        now: datetime,
+        step: str | None,
+        reason_code: ReasonCode | None,
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {"state": to_state.value, "updated_at": now, **fields}
+        if reason_code is not None:
+            values["reason_code"] = reason_code.value
+        if step is not None:
+            values["last_step"] = step
+            if step in _STEP_VALUES and Step(step).reached_submit:
+                values["submit_attempted"] = True
+        if to_state not in LEASED_STATES:
+            values["lease_owner"] = None
+            values["lease_expires_at"] = None
+        if to_state in TERMINAL_STATES:
+            values["finished_at"] = now
+            values.setdefault("next_attempt_at", None)
+        if to_state in (S.RETRY_SCHEDULED, S.QUEUED, S.NEEDS_RECONCILIATION):
+            values.setdefault("next_attempt_at", now)
+        for k in ("failure", "evidence"):
+            if isinstance(values.get(k), BaseModel):
+                values[k] = values[k].model_dump(mode="json")
+        return values
+
+    @staticmethod
+    def _cas(conn: Connection, job: Job, values: dict[str, Any]) -> Job:
+        res = conn.execute(
+            update(jobs)
+            .where(jobs.c.job_id == job.job_id, jobs.c.version == job.version)
+            .values(version=jobs.c.version + 1, **values)
+            .returning(*jobs.c)
+        )
+        row = res.first()
+        if row is None:  # pragma: no cover - the row is locked in this transaction
+            raise StaleState(f"job {job.job_id} changed underneath")
+        return _row_to_job(row)
+
+    @staticmethod
+    def _event(
+        conn: Connection,
+        job_id: str,
+        kind: str,
+        from_state: SubmissionState | None,
+        to_state: SubmissionState,
+        actor: str,
+        now: datetime,
+        *,
+        step: str | None = None,
+        reason_code: ReasonCode | str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            insert(job_events).values(
+                job_id=job_id,
+                kind=kind,
+                from_state=from_state.value if from_state else None,
+                to_state=to_state.value,
+                actor=actor,
+                step=step,
+                reason_code=str(reason_code) if reason_code else None,
+                detail=detail or {},
+                at=now,
+            )
+        )
+
+    # ---------------------------------------------------------------- step timings
+    def record_step_timings(
+        self,
+        job_id: str,
+        attempt: int,
+        timings: Iterable[tuple[str, float, bool]],
+        now: datetime | None = None,
+    ) -> None:
+        """Store how long each step of an attempt took (reports and budgets read them)."""
+        now = now or self.clock()
+        rows = [
+            {"job_id": job_id, "attempt": attempt, "step": s, "seconds": sec, "ok": ok, "at": now}
+            for s, sec, ok in timings
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(job_steps), rows)
+
+    def step_timings(self, job_id: str | None = None) -> list[dict[str, Any]]:
+        """Step timing rows, for one job or all."""
+        q = select(job_steps).order_by(job_steps.c.id)
+        if job_id is not None:
+            q = q.where(job_steps.c.job_id == job_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # ---------------------------------------------------------------- reads
+    def get(self, job_id: str) -> Job:
+        """One job by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _row_to_job(row)
+
+    def list_jobs(
+        self,
+        *,
+        oem: str | None = None,
+        states: Iterable[SubmissionState] | None = None,
+        run_id: str | None = None,
+        updated_since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Jobs filtered by OEM, state, run and recency; newest update last."""
+        q = select(jobs).order_by(jobs.c.updated_at, jobs.c.job_id)
+        if oem is not None:
+            q = q.where(jobs.c.oem == oem)
+        if states is not None:
+            q = q.where(jobs.c.state.in_([S(s).value for s in states]))
+        if run_id is not None:
+            q = q.where(jobs.c.run_id == run_id)
+        if updated_since is not None:
+            q = q.where(jobs.c.updated_at >= updated_since)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [_row_to_job(r) for r in conn.execute(q)]
+
+    def events(self, job_id: str | None = None) -> list[JobEvent]:
+        """The append-only history, for one job or all, in order."""
+        q = select(job_events).order_by(job_events.c.event_id)
+        if job_id is not None:
+            q = q.where(job_events.c.job_id == job_id)
+        with self.engine.connect() as conn:
+            out = []
+            for r in conn.execute(q):
+                m = dict(r._mapping)
+                m["at"] = _aware(m["at"])
+                m["detail"] = m.get("detail") or {}
+                out.append(JobEvent.model_validate(m))
+            return out
+
+    def stats(
+        self, *, oem: str | None = None, now: datetime | None = None, window: int = 1000
+    ) -> QueueStats:
+        """Depth per OEM and state, queue age, and p50/p95 job time over the last `window` jobs."""
+        now = now or self.clock()
+        claimable = [s.value for s in CLAIMABLE_STATES]
+        with self.engine.connect() as conn:
+            q = select(jobs.c.oem, jobs.c.state, func.count()).group_by(jobs.c.oem, jobs.c.state)
+            due_q = select(func.count(), func.min(jobs.c.next_attempt_at)).where(
+                jobs.c.state.in_(claimable), jobs.c.next_attempt_at <= now
+            )
+            dur_q = (
+                select(jobs.c.duration_s)
+                .where(jobs.c.duration_s.is_not(None))
+                .order_by(jobs.c.finished_at.desc())
+                .limit(window)
+            )
+            if oem is not None:
+                q, due_q, dur_q = (x.where(jobs.c.oem == oem) for x in (q, due_q, dur_q))
+            depth: dict[str, dict[str, int]] = {}
+            for o, st, n in conn.execute(q):
+                depth.setdefault(o, {})[st] = n
+            due, oldest = conn.execute(due_q).one()
+            durations = [d for (d,) in conn.execute(dur_q)]
+        oldest = _aware(oldest)
+        running = sum(
+            d.get(S.RUNNING.value, 0) + d.get(S.SUBMITTED.value, 0) for d in depth.values()
+        )
+        return QueueStats(
+            depth=depth,
+            due_now=due,
+            oldest_due_age_s=(now - oldest).total_seconds() if oldest else None,
+            running=running,
+            p50_job_s=percentile(durations, 50),
+            p95_job_s=percentile(durations, 95),
+            finished_jobs_measured=len(durations),
+        )

@@ -1,0 +1,84 @@
+"""Table definitions of the job store (the migrations in migrations/ create them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("case_id", String(64), nullable=False, index=True),
+    Column("oem", String(32), nullable=False),
+    Column("dealer_id", String(32), nullable=False),
+    Column("vin", String(17), nullable=False),
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("payload", JSON, nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("redaction_sensitive", Boolean, nullable=False, default=False),
+    Column("test_record", Boolean, nullable=False, default=False),
+    Column("state", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False, default=3),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_step", String(32), nullable=True),
+    Column("submit_attempted", Boolean, nullable=False, default=False),
+    Column("reason_code", String(48), nullable=True),
+    Column("failure", JSON, nullable=True),
+    Column("reference", String(128), nullable=True),
+    Column("submitted_by_automation", Boolean, nullable=False, default=False),
+    Column("evidence", JSON, nullable=True),
+    Column("run_id", String(64), nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("crm_synced_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False, default=0),
+    Index("ix_jobs_due", "state", "oem", "next_attempt_at"),
+    Index("ix_jobs_lease", "state", "lease_expires_at"),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("step", String(32), nullable=True),
+    Column("reason_code", String(48), nullable=True),
+    Column("detail", JSON, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# How long each step of each attempt took; the runner writes them, budgets and reports read them.
+job_steps = Table(
+    "job_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("step", String(32), nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

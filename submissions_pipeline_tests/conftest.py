@@ -1,0 +1,84 @@
+"""Shared fixtures: real databases (SQLite files and throwaway PostgreSQL databases), a clock."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from submissions_pipeline.store import JobStore
+
+PG_ENV = "SUBMISSIONS_TEST_PG_URL"
+
+
+class ManualClock:
+    """A clock tests move by hand, so leases, retries and queue age are exact."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """The PostgreSQL server the suite runs against. Missing means failure, never a skip."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.fail(
+            f"{PG_ENV} is not set: the store suite must run against a real PostgreSQL "
+            "(make test sets it to postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database with a unique name, dropped afterwards."""
+    name = f"sp_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(
+        make_url(pg_admin_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'jobs.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request) -> str:
+    """Each test using this runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(db_url: str, clock: ManualClock) -> Iterator[JobStore]:
+    s = JobStore.from_url(db_url, clock=clock)
+    yield s
+    s.dispose()

@@ -1,0 +1,50 @@
+"""A CRM record becomes a Case, or every problem comes back field by field for a human."""
+
+import pytest
+
+from submissions_pipeline.domain import CaseValidationError, validate_case
+from submissions_pipeline_tests.factories import case_record
+
+
+def test_valid_record_becomes_case_with_normalised_vin():
+    case = validate_case(case_record(vin=" 1hgcm82633a004352 "))
+    assert case.vin == "1HGCM82633A004352"
+
+
+def test_missing_vin_and_bad_dealer_are_reported_per_field():
+    record = case_record(dealer_id="bad dealer")
+    del record["vin"]
+    with pytest.raises(CaseValidationError) as exc:
+        validate_case(record)
+    errors = exc.value.as_dict()
+    assert errors["vin"] == "is required"
+    assert "dealer_id" in errors
+    assert exc.value.case_id == record["case_id"]
+
+
+@pytest.mark.parametrize(
+    ("vin", "fragment"),
+    [("1HGCM82633A00435", "17 characters"), ("1HGCM82633A00435O", "not allowed")],
+)
+def test_vin_messages_say_what_is_wrong(vin, fragment):
+    with pytest.raises(CaseValidationError) as exc:
+        validate_case(case_record(vin=vin))
+    assert fragment in exc.value.as_dict()["vin"]
+
+
+def test_payload_errors_name_the_nested_field():
+    record = case_record()
+    record["payload"]["mileage"] = -5
+    record["payload"]["labor_hours"] = 80
+    with pytest.raises(CaseValidationError) as exc:
+        validate_case(record)
+    assert set(exc.value.as_dict()) == {"payload.mileage", "payload.labor_hours"}
+
+
+def test_idempotency_key_changes_with_payload_not_with_priority():
+    a = validate_case(case_record())
+    b = validate_case(case_record(priority=5))
+    changed = case_record()
+    changed["payload"]["mileage"] += 1
+    assert a.idempotency_key() == b.idempotency_key()
+    assert a.idempotency_key() != validate_case(changed).idempotency_key()

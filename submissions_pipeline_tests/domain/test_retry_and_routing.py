@@ -1,0 +1,97 @@
+"""The retry budget and the routing of each error class, with a seeded RNG and a fixed clock."""
+
+from datetime import UTC, datetime, timedelta
+from random import Random
+
+import pytest
+
+from submissions_pipeline.domain import (
+    ErrorClass,
+    FailureObject,
+    ReasonCode,
+    RetryPolicy,
+    Route,
+    SubmissionState,
+    route_failure,
+)
+
+NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+
+
+def test_backoff_is_exponential_plus_two_to_ten_minutes_of_jitter():
+    policy = RetryPolicy()
+    # attempt 1 failed: 2 min backoff + 2..10 min jitter; attempt 2: 4 min + 2..10 min.
+    assert policy.delay_bounds_s(1) == (240.0, 720.0)
+    assert policy.delay_bounds_s(2) == (360.0, 840.0)
+    rng = Random(7)
+    for attempt in (1, 2):
+        lo, hi = policy.delay_bounds_s(attempt)
+        draws = [policy.delay_s(attempt, rng) for _ in range(2000)]
+        assert lo <= min(draws) and max(draws) <= hi
+        # the jitter really spreads retries over the window, not a point
+        assert max(draws) - min(draws) > 0.9 * (hi - lo)
+
+
+def test_seeded_schedule_is_exact():
+    policy = RetryPolicy()
+    expected = Random(42).uniform(120, 600) + 120
+    assert policy.next_attempt_at(1, NOW, Random(42)) == NOW + timedelta(seconds=expected)
+
+
+def test_three_attempts_then_dead_letter():
+    policy = RetryPolicy()
+    rng = Random(1)
+    first = route_failure(ReasonCode.SITE_HTTP_5XX, 1, NOW, policy, rng)
+    second = route_failure(ReasonCode.SITE_TIMEOUT, 2, NOW, policy, rng)
+    third = route_failure(ReasonCode.SITE_HTTP_5XX, 3, NOW, policy, rng)
+    assert first.next_state is second.next_state is SubmissionState.RETRY_SCHEDULED
+    assert NOW + timedelta(minutes=4) <= first.next_attempt_at <= NOW + timedelta(minutes=12)
+    assert third.route is Route.DEAD_LETTER and third.alert
+
+
+def test_time_scale_shrinks_delays_for_the_soak():
+    lo, hi = RetryPolicy(time_scale=0.01).delay_bounds_s(1)
+    assert (lo, hi) == pytest.approx((2.4, 7.2))
+
+
+@pytest.mark.parametrize(
+    ("reason", "route", "state", "alert", "halt"),
+    [
+        (ReasonCode.SITE_HTTP_5XX, Route.RETRY, SubmissionState.RETRY_SCHEDULED, False, False),
+        (ReasonCode.WORKER_LOST, Route.RETRY, SubmissionState.RETRY_SCHEDULED, False, False),
+        (
+            ReasonCode.SELECTOR_NOT_FOUND,
+            Route.DEAD_LETTER,
+            SubmissionState.DEAD_LETTERED,
+            True,
+            False,
+        ),
+        (
+            ReasonCode.PORTAL_VALIDATION,
+            Route.RETURN_TO_CRM,
+            SubmissionState.FAILED_TERMINAL,
+            False,
+            False,
+        ),
+        (ReasonCode.LOGIN_REJECTED, Route.RETRY, SubmissionState.RETRY_SCHEDULED, True, True),
+        (
+            ReasonCode.SUBMIT_OUTCOME_UNKNOWN,
+            Route.RECONCILE,
+            SubmissionState.NEEDS_RECONCILIATION,
+            False,
+            False,
+        ),
+        (ReasonCode.EVIDENCE_MISSING, Route.RETRY, SubmissionState.RETRY_SCHEDULED, False, False),
+    ],
+)
+def test_each_error_class_is_routed(reason, route, state, alert, halt):
+    d = route_failure(reason, 1, NOW, RetryPolicy(), Random(0))
+    assert (d.route, d.next_state, d.alert, d.halt_oem_batch) == (route, state, alert, halt)
+
+
+def test_every_reason_code_has_a_class_and_failure_object_round_trips():
+    for reason in ReasonCode:
+        assert isinstance(reason.error_class, ErrorClass)
+    f = FailureObject.of(ReasonCode.REFERENCE_UNPARSED, "no match", screenshot_url="s3://x/y.png")
+    again = FailureObject.model_validate_json(f.model_dump_json())
+    assert again == f and again.error_class is ErrorClass.ADAPTER_BUG

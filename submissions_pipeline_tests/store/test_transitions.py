@@ -1,0 +1,135 @@
+"""Every legal and illegal move, made through the store on SQLite and PostgreSQL."""
+
+import pytest
+
+from submissions_pipeline.domain import IllegalTransition, Step, SubmissionState
+from submissions_pipeline.store import JobStore, LeaseLost, StaleState
+from submissions_pipeline_tests.factories import make_case
+
+S = SubmissionState
+
+# The specification, written out by hand: these and only these moves are legal.
+LEGAL = {
+    (S.QUEUED, S.RUNNING),
+    (S.QUEUED, S.FAILED_TERMINAL),
+    (S.QUEUED, S.DEAD_LETTERED),
+    (S.RUNNING, S.SUBMITTED),
+    (S.RUNNING, S.RETRY_SCHEDULED),
+    (S.RUNNING, S.NEEDS_RECONCILIATION),
+    (S.RUNNING, S.FAILED_TERMINAL),
+    (S.RUNNING, S.DEAD_LETTERED),
+    (S.RUNNING, S.QUEUED),
+    (S.SUBMITTED, S.EVIDENCE_STORED),
+    (S.SUBMITTED, S.RETRY_SCHEDULED),
+    (S.SUBMITTED, S.NEEDS_RECONCILIATION),
+    (S.SUBMITTED, S.DEAD_LETTERED),
+    (S.EVIDENCE_STORED, S.CRM_UPDATED),
+    (S.RETRY_SCHEDULED, S.RUNNING),
+    (S.RETRY_SCHEDULED, S.DEAD_LETTERED),
+    (S.RETRY_SCHEDULED, S.FAILED_TERMINAL),
+    (S.NEEDS_RECONCILIATION, S.RUNNING),
+    (S.NEEDS_RECONCILIATION, S.DEAD_LETTERED),
+    (S.DEAD_LETTERED, S.QUEUED),
+}
+
+# How to bring a fresh job into each state with the store's public operations.
+PATHS = {
+    S.QUEUED: [],
+    S.RUNNING: [S.RUNNING],
+    S.SUBMITTED: [S.RUNNING, S.SUBMITTED],
+    S.EVIDENCE_STORED: [S.RUNNING, S.SUBMITTED, S.EVIDENCE_STORED],
+    S.CRM_UPDATED: [S.RUNNING, S.SUBMITTED, S.EVIDENCE_STORED, S.CRM_UPDATED],
+    S.RETRY_SCHEDULED: [S.RUNNING, S.RETRY_SCHEDULED],
+    S.NEEDS_RECONCILIATION: [S.RUNNING, S.NEEDS_RECONCILIATION],
+    S.FAILED_TERMINAL: [S.RUNNING, S.FAILED_TERMINAL],
+    S.DEAD_LETTERED: [S.RUNNING, S.DEAD_LETTERED],
+}
+
+_counter = iter(range(1, 10_000))
+
+
+def job_in(store: JobStore, state: SubmissionState) -> str:
+    n = next(_counter)
+    job_id = store.enqueue(make_case(n, oem=f"oem{n}")).job_id
+    for step in PATHS[state]:
+        if step is S.RUNNING:
+            claimed = store.claim("w1", oem=f"oem{n}", limit=1)
+            assert [j.job_id for j in claimed] == [job_id]
+        else:
+            store.transition(job_id, step, actor="test")
+    assert store.get(job_id).state is state
+    return job_id
+
+
+@pytest.mark.parametrize("from_state", list(S))
+def test_each_move_is_allowed_exactly_when_the_spec_says(store: JobStore, from_state):
+    for to_state in S:
+        job_id = job_in(store, from_state)
+        before = store.get(job_id)
+        events_before = len(store.events(job_id))
+        if (from_state, to_state) in LEGAL:
+            after = store.transition(job_id, to_state, actor="test")
+            assert after.state is to_state
+            assert after.version == before.version + 1
+            last = store.events(job_id)[-1]
+            assert (last.from_state, last.to_state, last.actor) == (from_state, to_state, "test")
+        else:
+            with pytest.raises(IllegalTransition):
+                store.transition(job_id, to_state, actor="test")
+            # nothing written: same row, no event
+            assert store.get(job_id) == before
+            assert len(store.events(job_id)) == events_before
+
+
+def test_happy_path_writes_reference_flag_and_full_history(store: JobStore):
+    job_id = store.enqueue(make_case(1)).job_id
+    (_job,) = store.claim("worker-a")
+    for step in (Step.LOGIN, Step.FILL, Step.PRE_SUBMIT_EVIDENCE, Step.SUBMIT_CLICKED):
+        store.record_milestone(job_id, "worker-a", step)
+    store.transition(
+        job_id,
+        S.SUBMITTED,
+        actor="worker-a",
+        lease_owner="worker-a",
+        step=Step.REFERENCE_PARSED,
+        reference="NW-2026-000001",
+        submitted_by_automation=True,
+    )
+    store.transition(
+        job_id,
+        S.EVIDENCE_STORED,
+        actor="worker-a",
+        lease_owner="worker-a",
+        evidence={"manifest": "k"},
+    )
+    done = store.transition(job_id, S.CRM_UPDATED, actor="crm-sync")
+    assert done.reference == "NW-2026-000001" and done.submitted_by_automation
+    assert done.submit_attempted and done.lease_owner is None and done.finished_at is not None
+    kinds = [(e.kind, e.to_state, e.step) for e in store.events(job_id)]
+    assert kinds[0] == ("transition", S.QUEUED, None)
+    assert ("milestone", S.RUNNING, "submit_clicked") in kinds
+    assert kinds[-1][1] is S.CRM_UPDATED
+
+
+def test_only_the_lease_holder_may_move_a_leased_job(store: JobStore):
+    job_id = store.enqueue(make_case(1)).job_id
+    store.claim("worker-a")
+    with pytest.raises(LeaseLost):
+        store.transition(job_id, S.SUBMITTED, actor="worker-b", lease_owner="worker-b")
+    with pytest.raises(LeaseLost):
+        store.record_milestone(job_id, "worker-b", Step.LOGIN)
+    assert store.get(job_id).state is S.RUNNING
+
+
+def test_compare_and_set_refuses_a_stale_expectation(store: JobStore):
+    job_id = store.enqueue(make_case(1)).job_id
+    store.claim("worker-a")
+    with pytest.raises(StaleState):
+        store.transition(job_id, S.DEAD_LETTERED, actor="ops", expected_from=S.QUEUED)
+
+
+def test_dead_letter_redrive_gives_a_fresh_budget(store: JobStore, clock):
+    job_id = job_in(store, S.DEAD_LETTERED)
+    job = store.redrive(job_id, actor="ops")
+    assert job.state is S.QUEUED and job.attempt == 0
+    assert [j.job_id for j in store.claim("w")] == [job_id]
