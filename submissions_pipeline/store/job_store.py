@@ -235,9 +235,14 @@ class JobStore:
         limit: int = 1,
         lease_s: float = DEFAULT_LEASE_S,
         run_id: str | None = None,
+        exclude_oems: Iterable[str] = (),
+        prefer_redaction_sensitive: bool = False,
         now: datetime | None = None,
     ) -> list[Job]:
         """Lease up to `limit` due jobs to a worker: highest priority first, then oldest due.
+
+        `prefer_redaction_sensitive` puts redaction-sensitive cases ahead of everything else (a
+        batch parameter ops set from the launchpad); `exclude_oems` skips OEMs whose batch halted.
 
         PostgreSQL locks the picked rows with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers
         pass each other by; SQLite serialises writers with ``BEGIN IMMEDIATE`` (see engine.py),
@@ -252,10 +257,16 @@ class JobStore:
         ]
         if oem is not None:
             conds.append(jobs.c.oem == oem)
+        excluded = list(exclude_oems)
+        if excluded:
+            conds.append(jobs.c.oem.not_in(excluded))
+        order = [jobs.c.priority.desc(), jobs.c.next_attempt_at, jobs.c.created_at]
+        if prefer_redaction_sensitive:
+            order.insert(0, jobs.c.redaction_sensitive.desc())
         pick = (
             select(jobs.c.job_id, jobs.c.state, jobs.c.version)
             .where(and_(*conds))
-            .order_by(jobs.c.priority.desc(), jobs.c.next_attempt_at, jobs.c.created_at)
+            .order_by(*order)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -412,6 +423,7 @@ class JobStore:
         lease_owner: str | None = None,
         policy: RetryPolicy | None = None,
         rng: Random | None = None,
+        duration_s: float | None = None,
         now: datetime | None = None,
     ) -> tuple[Job, RoutingDecision]:
         """Route a failed attempt by its reason code and write the outcome atomically."""
@@ -441,6 +453,7 @@ class JobStore:
                 {
                     "failure": failure.model_dump(mode="json"),
                     "next_attempt_at": decision.next_attempt_at,
+                    "duration_s": duration_s if duration_s is not None else job.duration_s,
                 },
             )
             row = self._cas(conn, job, values)

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import submissions_pipeline.crm.schema  # noqa: F401  (the CRM tables join the same metadata)
 from submissions_pipeline.store.schema import metadata
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,45 @@
+"""The CRM: the CrmClient interface the pipeline depends on and its embedded implementation."""
+
+from submissions_pipeline.crm.base import (
+    CaseNotFound,
+    CasePage,
+    CrmActivity,
+    CrmCaseRecord,
+    CrmClient,
+    CrmConflict,
+    CrmError,
+    CrmStatus,
+    CrmUpdate,
+    InvalidCrmRecord,
+    InvalidCursor,
+    NotATestRecord,
+)
+from submissions_pipeline.crm.embedded import EmbeddedCrm
+from submissions_pipeline.crm.seed import (
+    MIN_PER_OEM,
+    SANDBOX_OEMS,
+    OemSeedCounts,
+    SeedSummary,
+    seed_demo_cases,
+)
+
+__all__ = [
+    "MIN_PER_OEM",
+    "SANDBOX_OEMS",
+    "CaseNotFound",
+    "CasePage",
+    "CrmActivity",
+    "CrmCaseRecord",
+    "CrmClient",
+    "CrmConflict",
+    "CrmError",
+    "CrmStatus",
+    "CrmUpdate",
+    "EmbeddedCrm",
+    "InvalidCrmRecord",
+    "InvalidCursor",
+    "NotATestRecord",
+    "OemSeedCounts",
+    "SeedSummary",
+    "seed_demo_cases",
+]

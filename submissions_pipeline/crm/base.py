@@ -1,0 +1,159 @@
+"""The CrmClient interface the pipeline depends on, and the models that cross it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from submissions_pipeline.domain import FailureObject
+
+
+class CrmStatus(StrEnum):
+    """Where a case stands in the CRM: what the dealer's staff see on the case."""
+
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"
+    INVALID_DATA = "invalid_data"  # a human must fix the case; field_errors say where
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"  # dead-lettered: ops must look before anything else
+    HUMAN_SUBMITTED = "human_submitted"
+
+
+#: Statuses only the CRM's own paths set: new (creation, test-record reset) and human_submitted
+#: (record_human_submission). The pipeline's write-back never sets them.
+NOT_WRITABLE_BY_AUTOMATION = frozenset({CrmStatus.NEW, CrmStatus.HUMAN_SUBMITTED})
+
+
+class CrmError(Exception):
+    """Base of the CRM clients' own errors."""
+
+
+class CaseNotFound(CrmError, KeyError):
+    """No case with that id in the CRM."""
+
+
+class InvalidCursor(CrmError, ValueError):
+    """A cursor this CRM never handed out."""
+
+
+class InvalidCrmRecord(CrmError, ValueError):
+    """A record the CRM cannot hold at all (no case_id or no OEM to route it by).
+
+    Anything else may be wrong with a record; that is for `validate_case` to report.
+    """
+
+
+class NotATestRecord(CrmError, ValueError):
+    """Only test records may be reset: resetting a real case would resubmit a real claim."""
+
+
+class CrmConflict(CrmError):
+    """The update contradicts what a human already recorded (e.g. a case submitted by hand)."""
+
+
+class CrmCaseRecord(BaseModel):
+    """A case as the CRM holds it: the raw, possibly invalid record plus the CRM's own fields.
+
+    The pipeline validates `raw` with `submissions_pipeline.domain.validate_case`; nothing here
+    assumes the record is valid.
+    """
+
+    case_id: str
+    oem: str
+    raw: dict[str, Any] = Field(description="The record as entered, validated by the pipeline.")
+    sequence: int = Field(description="Position in the CRM's feed; a reset gives a new one.")
+    cursor: str = Field(description="Opaque: pass to list_new_cases to resume after this case.")
+    status: CrmStatus
+    job_id: str | None = None
+    reference: str | None = None
+    evidence_url: str | None = None
+    failure: FailureObject | None = None
+    field_errors: dict[str, str] = Field(default_factory=dict)
+    submitted_by_automation: bool = False
+    submitted_by: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def test_record(self) -> bool:
+        """Whether this is one of an integration's toggleable test records."""
+        return self.raw.get("test_record") is True
+
+
+class CasePage(BaseModel):
+    """One read of the new-case feed; store `next_cursor` and pass it to the next read."""
+
+    records: list[CrmCaseRecord]
+    next_cursor: str | None = Field(
+        description="Resume point after this page; the cursor given when the page is empty."
+    )
+
+
+class CrmUpdate(BaseModel):
+    """What the pipeline writes back to a case: the full automation outcome, not a patch.
+
+    Every field is set as given, so the same update written twice changes nothing the second
+    time.
+    """
+
+    case_id: str
+    job_id: str | None = None
+    status: CrmStatus
+    reference: str | None = None
+    evidence_url: str | None = None
+    failure: FailureObject | None = None
+    field_errors: dict[str, str] = Field(
+        default_factory=dict, description="field -> message, for invalid data"
+    )
+    submitted_by_automation: bool = False
+
+    @model_validator(mode="after")
+    def _automation_status(self) -> CrmUpdate:
+        if self.status in NOT_WRITABLE_BY_AUTOMATION:
+            raise ValueError(f"the pipeline cannot write status {self.status.value!r}")
+        return self
+
+
+class CrmActivity(BaseModel):
+    """One row of a case's append-only activity log: who changed what, and when."""
+
+    activity_id: int
+    case_id: str
+    kind: str = Field(description="write_back, human_submission or test_record_reset")
+    actor: str
+    job_id: str | None = None
+    status: CrmStatus = Field(description="The case's status after this change.")
+    changes: dict[str, Any] = Field(description="field -> {'from': old, 'to': new}")
+    at: datetime
+
+
+class CrmClient(ABC):
+    """The CRM as the pipeline sees it: a feed of new cases in, outcomes written back."""
+
+    @abstractmethod
+    def list_new_cases(self, oem: str, cursor: str | None, limit: int = 500) -> CasePage:
+        """Cases of one OEM in status new, strictly after `cursor`, in feed order."""
+
+    @abstractmethod
+    def get_case(self, case_id: str) -> CrmCaseRecord:
+        """One case by id; raises CaseNotFound."""
+
+    @abstractmethod
+    def write_back(self, update: CrmUpdate) -> bool:
+        """Write the pipeline's outcome to the case; True when something changed.
+
+        Idempotent: writing the same update again changes nothing and logs nothing.
+        """
+
+    @abstractmethod
+    def record_human_submission(self, case_id: str, reference: str, by: str) -> bool:
+        """Record that a person submitted the case by hand; True when something changed."""
+
+    @abstractmethod
+    def history(self, case_id: str) -> list[CrmActivity]:
+        """The case's activity log, oldest first."""
