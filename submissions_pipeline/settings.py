@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+#: Where `submissions sandbox` serves the portals by default (loopback only).
+SANDBOX_PORTAL_URLS = {
+    "northwind": "http://127.0.0.1:8701",
+    "aurora": "http://127.0.0.1:8702",
+    "kestrel": "http://127.0.0.1:8703",
+}
 
 
 def _home() -> Path:
@@ -21,6 +29,15 @@ class Settings(BaseModel):
             os.environ.get("SUBMISSIONS_DB_URL") or f"sqlite:///{_home() / 'submissions.db'}"
         ),
         description="SUBMISSIONS_DB_URL: job store and embedded CRM database.",
+    )
+
+    portal_urls: dict[str, str] = Field(
+        default_factory=lambda: (
+            json.loads(os.environ["SUBMISSIONS_PORTAL_URLS"])
+            if os.environ.get("SUBMISSIONS_PORTAL_URLS")
+            else dict(SANDBOX_PORTAL_URLS)
+        ),
+        description="SUBMISSIONS_PORTAL_URLS: JSON {oem: base URL}; defaults to the sandbox.",
     )
 
     @property

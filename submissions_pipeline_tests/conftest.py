@@ -82,3 +82,60 @@ def store(db_url: str, clock: ManualClock) -> Iterator[JobStore]:
     s = JobStore.from_url(db_url, clock=clock)
     yield s
     s.dispose()
+
+
+# --------------------------------------------------------------------------- sandbox + runner
+
+
+def sandbox_credentials_document(oems: list[str]) -> dict:
+    """The sandbox dealers' credentials in the shape JsonCredentialProvider reads."""
+    from sandbox import accounts
+
+    doc: dict[str, dict[str, dict[str, str]]] = {}
+    for oem in oems:
+        for dealer in accounts.DEALERS:
+            c = accounts.credentials(oem, dealer)
+            entry = {"username": c.username, "password": c.password}
+            if c.totp_secret:
+                entry["totp_secret"] = c.totp_secret
+            doc.setdefault(oem, {})[dealer] = entry
+    return doc
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """All sandbox portals on free loopback ports for the whole session."""
+    from sandbox import SandboxServer
+
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The shared sandbox with every knob and ledger reset before and after the test."""
+    sandbox_server.reset()
+    yield sandbox_server
+    sandbox_server.reset()
+
+
+@pytest.fixture
+def runner_deps(sandbox, tmp_path):
+    """A worker's dependencies: a fresh SQLite store, local artifacts, sandbox credentials."""
+    import adapters
+    from submissions_pipeline.artifacts import LocalArtifactStore
+    from submissions_pipeline.credentials import JsonCredentialProvider
+    from submissions_pipeline.runner import RunnerDeps
+
+    oems = adapters.oem_keys()
+    store = JobStore.from_url(f"sqlite:///{tmp_path / 'jobs.db'}")
+    deps = RunnerDeps(
+        store=store,
+        artifacts=LocalArtifactStore(tmp_path / "artifacts"),
+        credentials=JsonCredentialProvider(sandbox_credentials_document(oems)),
+        adapters=adapters.load_adapters(),
+        portal_urls={oem: sandbox.base_url(oem) for oem in oems},
+        home=tmp_path,
+    )
+    yield deps
+    store.dispose()

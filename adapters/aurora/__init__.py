@@ -1,0 +1,12 @@
+"""Aurora Automotive (ServiceHub): a second login page asking for a TOTP code."""
+
+from adapters.base import TemplatedPortalAdapter
+
+
+class AuroraAdapter(TemplatedPortalAdapter):
+    """Aurora's TOTP page is declared in its selector files (`totp`); the template handles it."""
+
+    oem = "aurora"
+    display_name = "Aurora Automotive"
+    nightly_cron = "30 2 * * *"
+    timezone = "Europe/Berlin"

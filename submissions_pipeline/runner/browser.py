@@ -1,0 +1,186 @@
+"""One Chromium per worker, a fresh isolated context per job, recycled and relaunched as needed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+
+from submissions_pipeline.runner.config import CHROMIUM_ARGS, BrowserSettings, EvidenceSettings
+
+
+def ensure_video_support(home: Path) -> None:
+    """Point Playwright's video recorder at Debian's ffmpeg (it cannot download its own).
+
+    Must run before the Playwright driver starts: the driver reads PLAYWRIGHT_BROWSERS_PATH once.
+    """
+    root = Path(os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", str(home / "pw-browsers")))
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return
+    browsers = Path(playwright.__file__).parent / "driver" / "package" / "browsers.json"
+    rev = next(
+        b["revision"] for b in json.loads(browsers.read_text())["browsers"] if b["name"] == "ffmpeg"
+    )
+    target = root / f"ffmpeg-{rev}" / "ffmpeg-linux"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            target.symlink_to(ffmpeg)
+
+
+@dataclass
+class JobContext:
+    """A context and its page, handed to one job and closed after it."""
+
+    context: BrowserContext
+    page: Page
+    video_dir: Path | None
+    crashed: bool = False
+
+
+class BrowserWorker:
+    """Owns the worker's single browser process and hands out isolated contexts under the cap.
+
+    Contexts never outlive a job (no cookie bleed between dealers). The browser is relaunched
+    after `recycle_browser_after` jobs, once in-flight contexts drain, or at once when it died.
+    """
+
+    def __init__(self, settings: BrowserSettings, evidence: EvidenceSettings, home: Path):
+        self.settings = settings
+        self.evidence = evidence
+        self.home = home
+        self._pw: Playwright | None = None
+        self._browser: Browser | None = None
+        self._jobs_since_launch = 0
+        self._open = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._launch_lock = asyncio.Lock()
+        self._spare: asyncio.Task[JobContext] | None = None
+        self.launches = 0
+        self.crashes = 0
+
+    async def __aenter__(self) -> BrowserWorker:
+        ensure_video_support(self.home)
+        self._pw = await async_playwright().start()
+        await self._launch()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._drop_spare()
+        if self._browser is not None:
+            with contextlib.suppress(Exception):
+                await self._browser.close()
+        if self._pw is not None:
+            await self._pw.stop()
+
+    @property
+    def browser_pid(self) -> int | None:
+        """PID of the browser process (for PSS measurements and crash tests)."""
+        proc = getattr(getattr(self._browser, "_impl_obj", None), "_browser_process", None)
+        return getattr(proc, "pid", None)
+
+    async def _launch(self) -> None:
+        assert self._pw is not None
+        self._browser = await self._pw.chromium.launch(
+            executable_path=self.settings.executable_path,
+            headless=self.settings.headless,
+            args=CHROMIUM_ARGS,
+        )
+        self._jobs_since_launch = 0
+        self.launches += 1
+
+    async def _ensure_browser(self) -> Browser:
+        async with self._launch_lock:
+            alive = self._browser is not None and self._browser.is_connected()
+            due = self._jobs_since_launch >= self.settings.recycle_browser_after
+            if not alive or due:
+                await self._drop_spare()
+                if not alive:
+                    self.crashes += 1
+                else:
+                    await self._drained.wait()  # let in-flight jobs finish on the old browser
+                if self._browser is not None:
+                    with contextlib.suppress(Exception):
+                        await self._browser.close()
+                await self._launch()
+            assert self._browser is not None
+            return self._browser
+
+    async def _create(self, record_video: bool) -> JobContext:
+        browser = await self._ensure_browser()
+        video_dir = Path(tempfile.mkdtemp(prefix="video-")) if record_video else None
+        w, h = self.settings.viewport
+        vw, vh = self.evidence.video_size
+        context = await browser.new_context(
+            viewport={"width": w, "height": h},
+            record_video_dir=str(video_dir) if video_dir else None,
+            record_video_size={"width": vw, "height": vh} if video_dir else None,
+            service_workers="block",
+        )
+        page = await context.new_page()
+        jc = JobContext(context=context, page=page, video_dir=video_dir)
+        page.on("crash", lambda _p: setattr(jc, "crashed", True))
+        return jc
+
+    async def _drop_spare(self) -> None:
+        if self._spare is not None:
+            spare, self._spare = self._spare, None
+            with contextlib.suppress(Exception):
+                jc = await spare
+                await jc.context.close()
+
+    async def open_context(
+        self, *, record_video: bool, storage_state: dict | None = None
+    ) -> JobContext:
+        """A fresh context and page for one job; a pre-warmed one when it matches."""
+        jc: JobContext | None = None
+        if self._spare is not None and self._spare.done():
+            spare, self._spare = self._spare, None
+            try:
+                candidate = spare.result()
+                if (
+                    (candidate.video_dir is not None) == record_video
+                    and (self._browser is not None and self._browser.is_connected())
+                    and self._jobs_since_launch < self.settings.recycle_browser_after
+                ):
+                    jc = candidate
+                else:
+                    await candidate.context.close()
+            except Exception:
+                jc = None
+        if jc is None:
+            jc = await self._create(record_video)
+        self._jobs_since_launch += 1
+        self._open += 1
+        self._drained.clear()
+        if storage_state and storage_state.get("cookies"):
+            await jc.context.add_cookies(storage_state["cookies"])
+        if self.settings.prewarm and self._spare is None:
+            self._spare = asyncio.ensure_future(self._create(record_video))
+        return jc
+
+    async def close_context(self, jc: JobContext) -> Path | None:
+        """Close a job's context (flushing its video) and return the video file, if any."""
+        video_path: Path | None = None
+        try:
+            video = jc.page.video
+            with contextlib.suppress(Exception):
+                await jc.context.close()
+            if video is not None:
+                with contextlib.suppress(Exception):
+                    video_path = Path(await video.path())
+        finally:
+            self._open -= 1
+            if self._open == 0:
+                self._drained.set()
+        return video_path

@@ -1,0 +1,107 @@
+"""Knobs of a worker: the browser, concurrency, per-step budgets and evidence capture."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+def default_chromium() -> str:
+    """Debian's Chromium; the real binary skips a wrapper script that prints shell noise."""
+    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
+        if Path(candidate).exists():
+            return candidate
+    return "/usr/bin/chromium"
+
+
+#: Flags that keep Chromium lean and quiet on a closed network (STACK-NOTES).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-extensions",
+]
+
+
+class BrowserSettings(BaseModel):
+    """One browser process per worker, many isolated contexts under a cap."""
+
+    executable_path: str = Field(
+        default_factory=lambda: os.environ.get("SUBMISSIONS_CHROMIUM") or default_chromium(),
+        description="Chromium binary (SUBMISSIONS_CHROMIUM); Playwright cannot download one here.",
+    )
+    headless: bool = True
+    context_cap: int = Field(
+        3, ge=1, le=16, description="Concurrent contexts per worker (notes: 1-2 per vCPU)."
+    )
+    recycle_browser_after: int = Field(
+        200, ge=1, description="Relaunch the browser after this many jobs (keeps memory flat)."
+    )
+    prewarm: bool = Field(True, description="Open the next context and page ahead of need.")
+    session_reuse_s: float = Field(
+        600.0, ge=0, description="Reuse a dealer's logged-in storage state this long (0: never)."
+    )
+    viewport: tuple[int, int] = (1280, 900)
+
+
+class StepBudgets(BaseModel):
+    """Hard per-step timeouts (fail fast as a site flake) and the targets reports compare to."""
+
+    default_s: float = Field(15.0, gt=0, description="Hard timeout of a step without its own.")
+    per_step_s: dict[str, float] = Field(
+        default_factory=lambda: {"search": 40.0, "login": 20.0, "confirm": 20.0},
+        description="Hard timeouts by step name (the slow search gets the most).",
+    )
+    job_s: float = Field(120.0, gt=0, description="Hard timeout of a whole attempt.")
+    target_step_p95_s: float = Field(8.0, description="Notes: p95 per step <= 8 s.")
+    target_job_s: float = Field(60.0, description="Notes: end-to-end <= 60 s.")
+    action_timeout_ms: float = Field(
+        8000, gt=0, description="Playwright's wait for one element or navigation."
+    )
+
+    def for_step(self, step: str) -> float:
+        """The hard timeout of one step."""
+        return self.per_step_s.get(step, self.default_s)
+
+
+class EvidenceSettings(BaseModel):
+    """What proof each attempt keeps. Cheap by default; rich where it pays (STYLE, point 10)."""
+
+    trace: bool = Field(True, description="Record a Playwright trace of every attempt.")
+    trace_snapshots_on_retry: bool = Field(
+        True, description="DOM snapshots in the trace from the second attempt on (-22 % if always)."
+    )
+    video: str = Field(
+        "retain-on-failure",
+        pattern="^(off|retain-on-failure|on)$",
+        description="off | retain-on-failure (record, keep on failure or sample) | on",
+    )
+    video_sample_rate: float = Field(
+        0.05, ge=0, le=1, description="Share of successful attempts whose video is kept."
+    )
+    video_size: tuple[int, int] = (800, 600)
+
+
+class BatchConfig(BaseModel):
+    """One worker's batch: which jobs, how many, how fast. Visible in Dagster's launchpad."""
+
+    oem: str | None = Field(None, description="Only this OEM's jobs (None: any).")
+    max_jobs: int = Field(500, ge=0, description="Stop after this many attempts.")
+    time_budget_s: float = Field(3600.0, gt=0, description="Stop claiming after this long.")
+    prefer_redaction_sensitive: bool = Field(
+        False, description="Claim redaction-sensitive cases first."
+    )
+    lease_s: float = Field(180.0, gt=0, description="Lease per claim; heartbeats renew it.")
+    dry_run: bool = Field(False, description="Claim nothing; report what is due.")
+    worker_id: str | None = Field(None, description="Defaults to host:pid:random.")
+    run_id: str | None = Field(None, description="Dagster run id stamped on claimed jobs.")
+    browser: BrowserSettings = Field(default_factory=BrowserSettings)
+    budgets: StepBudgets = Field(default_factory=StepBudgets)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    seed: int | None = Field(None, description="Seeds jitter and video sampling (tests).")

@@ -1,0 +1,36 @@
+"""Everything a worker needs from the outside world, assembled once and passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from submissions_pipeline.artifacts import ArtifactStore
+from submissions_pipeline.credentials import CredentialProvider
+from submissions_pipeline.domain import RetryPolicy
+from submissions_pipeline.runner.adapter import PortalAdapter
+from submissions_pipeline.store import JobStore
+from submissions_pipeline.store.job_store import utcnow
+
+
+@dataclass
+class RunnerDeps:
+    """The job store, artifact store, credentials, adapters and portal addresses of a worker."""
+
+    store: JobStore
+    artifacts: ArtifactStore
+    credentials: CredentialProvider
+    adapters: dict[str, PortalAdapter]
+    portal_urls: dict[str, str]
+    home: Path
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Callable[[], datetime] = utcnow
+
+    def base_url(self, oem: str) -> str:
+        """Where this OEM's portal lives; a missing address is a configuration error."""
+        try:
+            return self.portal_urls[oem].rstrip("/")
+        except KeyError:
+            raise KeyError(f"no portal URL configured for OEM {oem!r}") from None
