@@ -107,3 +107,17 @@ def dealer_for_username(oem: str, username: str) -> str | None:
         if _username(oem, dealer_id).lower() == wanted:
             return dealer_id
     return None
+
+
+def credentials_document(oems: list[str]) -> dict[str, dict[str, dict[str, str]]]:
+    """Every sandbox dealer's credentials in the JSON shape the pipeline's credential provider
+    reads (``SUBMISSIONS_CREDENTIALS`` / ``SUBMISSIONS_CREDENTIALS_FILE``)."""
+    doc: dict[str, dict[str, dict[str, str]]] = {}
+    for oem in oems:
+        for dealer_id in DEALERS:
+            c = credentials(oem, dealer_id)
+            entry = {"username": c.username, "password": c.password}
+            if c.totp_secret:
+                entry["totp_secret"] = c.totp_secret
+            doc.setdefault(oem, {})[dealer_id] = entry
+    return doc

@@ -67,5 +67,115 @@ def seed(
     store.dispose()
 
 
+def _print_report(report) -> None:  # type: ignore[no-untyped-def]
+    for o in report.outcomes:
+        detail = o.reference or f"{o.reason_code} ({o.error_class})"
+        typer.echo(
+            f"{o.oem:10} {o.case_id:14} attempt {o.attempt}  {o.state:22} {detail}"
+            f"  {o.seconds:.1f}s"
+        )
+    typer.echo(
+        f"{len(report.outcomes)} job(s) in {report.seconds:.1f}s; stop: {report.stop_reason}"
+        + (f"; halted: {', '.join(report.halted_oems)}" if report.halted_oems else "")
+    )
+
+
+@app.command("run-batch")
+def run_batch_command(
+    oem: str | None = typer.Option(None, help="Only this OEM's jobs."),
+    max_jobs: int = typer.Option(50, help="Stop after this many attempts."),
+    context_cap: int = typer.Option(3, help="Concurrent browser contexts."),
+    headed: bool = typer.Option(False, help="Show the browser (needs a display)."),
+    video: str = typer.Option("retain-on-failure", help="off | retain-on-failure | on"),
+    dry_run: bool = typer.Option(False, help="Report what is due; claim nothing."),
+) -> None:
+    """Run one worker batch outside Dagster, for debugging an adapter or a portal."""
+    import adapters
+    from submissions_pipeline.runner import (
+        BatchConfig,
+        BrowserSettings,
+        EvidenceSettings,
+        run_batch,
+    )
+    from submissions_pipeline.runner.assembly import deps_from_settings
+
+    deps = deps_from_settings(load_settings(), adapters.load_adapters())
+    cfg = BatchConfig(
+        oem=oem,
+        max_jobs=max_jobs,
+        dry_run=dry_run,
+        browser=BrowserSettings(context_cap=context_cap, headless=not headed),
+        evidence=EvidenceSettings(video=video),
+    )
+    report = run_batch(cfg, deps)
+    if dry_run:
+        typer.echo(f"due now: {report.due_at_start}")
+    _print_report(report)
+
+
+@app.command()
+def worker(
+    oem: str | None = typer.Option(None, help="Only this OEM's jobs."),
+    context_cap: int = typer.Option(3, help="Concurrent browser contexts."),
+    poll_s: float = typer.Option(15.0, help="Sleep between empty polls."),
+    once: bool = typer.Option(False, help="Drain the queue once and exit."),
+) -> None:
+    """A long-running worker: reap expired leases, pull due jobs, repeat (scale out with more)."""
+    import time
+
+    import adapters
+    from submissions_pipeline.runner import BatchConfig, BrowserSettings, run_batch
+    from submissions_pipeline.runner.assembly import deps_from_settings
+
+    deps = deps_from_settings(load_settings(), adapters.load_adapters())
+    while True:
+        reaped = deps.store.reap_expired(policy=deps.policy)
+        if reaped:
+            typer.echo(f"reaped {len(reaped)} expired lease(s)")
+        report = run_batch(
+            BatchConfig(oem=oem, browser=BrowserSettings(context_cap=context_cap)), deps
+        )
+        if report.outcomes:
+            _print_report(report)
+        if once:
+            return
+        if not report.outcomes:
+            time.sleep(poll_s)
+
+
+@app.command()
+def reap() -> None:
+    """Take back jobs whose worker died (requeue, or reconcile when submit may have happened)."""
+    store = _store()
+    for job in store.reap_expired():
+        typer.echo(f"{job.job_id} {job.case_id} -> {job.state}")
+    store.dispose()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sandbox(
+    ctx: typer.Context,
+    write_credentials: bool = typer.Option(
+        True, help="Write the sandbox dealers' credentials under SUBMISSIONS_HOME for workers."
+    ),
+) -> None:
+    """Serve the sandbox portals on loopback until interrupted (demo and debugging only).
+
+    Every other option goes to the sandbox itself (`python -m sandbox --help`): ports, fault
+    knobs, `--set aurora.ui_version=v2`.
+    """
+    import sandbox as sandbox_pkg
+    from sandbox.accounts import credentials_document
+    from sandbox.server import main as sandbox_main
+
+    if write_credentials:
+        path = load_settings().home / "sandbox-credentials.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(credentials_document(list(sandbox_pkg.PORTALS))))
+        path.chmod(0o600)
+        typer.echo(f"credentials for workers: export SUBMISSIONS_CREDENTIALS_FILE={path}")
+    raise typer.Exit(sandbox_main(list(ctx.args)))
+
+
 if __name__ == "__main__":
     app()

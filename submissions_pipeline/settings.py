@@ -40,6 +40,23 @@ class Settings(BaseModel):
         description="SUBMISSIONS_PORTAL_URLS: JSON {oem: base URL}; defaults to the sandbox.",
     )
 
+    env: str = Field(
+        default_factory=lambda: os.environ.get("SUBMISSIONS_ENV", "dev"),
+        description="SUBMISSIONS_ENV: dev | stage | prod; prefixes artifact keys.",
+    )
+    s3_bucket: str | None = Field(
+        default_factory=lambda: os.environ.get("SUBMISSIONS_S3_BUCKET") or None,
+        description="SUBMISSIONS_S3_BUCKET: store evidence in S3 instead of local disk.",
+    )
+    s3_endpoint: str | None = Field(
+        default_factory=lambda: os.environ.get("SUBMISSIONS_S3_ENDPOINT") or None,
+        description="SUBMISSIONS_S3_ENDPOINT: an S3-compatible endpoint (None: AWS).",
+    )
+    artifact_ttl_days: int = Field(
+        default_factory=lambda: int(os.environ.get("SUBMISSIONS_ARTIFACT_TTL_DAYS", "30")),
+        description="SUBMISSIONS_ARTIFACT_TTL_DAYS: evidence lifetime (lifecycle rule on S3).",
+    )
+
     @property
     def artifacts_dir(self) -> Path:
         """Local-disk artifact store root (the embedded default for evidence)."""

@@ -87,21 +87,6 @@ def store(db_url: str, clock: ManualClock) -> Iterator[JobStore]:
 # --------------------------------------------------------------------------- sandbox + runner
 
 
-def sandbox_credentials_document(oems: list[str]) -> dict:
-    """The sandbox dealers' credentials in the shape JsonCredentialProvider reads."""
-    from sandbox import accounts
-
-    doc: dict[str, dict[str, dict[str, str]]] = {}
-    for oem in oems:
-        for dealer in accounts.DEALERS:
-            c = accounts.credentials(oem, dealer)
-            entry = {"username": c.username, "password": c.password}
-            if c.totp_secret:
-                entry["totp_secret"] = c.totp_secret
-            doc.setdefault(oem, {})[dealer] = entry
-    return doc
-
-
 @pytest.fixture(scope="session")
 def sandbox_server():
     """All sandbox portals on free loopback ports for the whole session."""
@@ -123,6 +108,7 @@ def sandbox(sandbox_server):
 def runner_deps(sandbox, tmp_path):
     """A worker's dependencies: a fresh SQLite store, local artifacts, sandbox credentials."""
     import adapters
+    from sandbox.accounts import credentials_document
     from submissions_pipeline.artifacts import LocalArtifactStore
     from submissions_pipeline.credentials import JsonCredentialProvider
     from submissions_pipeline.runner import RunnerDeps
@@ -132,7 +118,7 @@ def runner_deps(sandbox, tmp_path):
     deps = RunnerDeps(
         store=store,
         artifacts=LocalArtifactStore(tmp_path / "artifacts"),
-        credentials=JsonCredentialProvider(sandbox_credentials_document(oems)),
+        credentials=JsonCredentialProvider(credentials_document(oems)),
         adapters=adapters.load_adapters(),
         portal_urls={oem: sandbox.base_url(oem) for oem in oems},
         home=tmp_path,

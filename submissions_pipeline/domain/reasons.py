@@ -120,7 +120,11 @@ def route_failure(
         return RoutingDecision(Route.DEAD_LETTER, SubmissionState.DEAD_LETTERED, None, True, False)
     if cls is E.AMBIGUOUS_SUBMIT:
         return RoutingDecision(
-            Route.RECONCILE, SubmissionState.NEEDS_RECONCILIATION, now, False, False
+            Route.RECONCILE,
+            SubmissionState.NEEDS_RECONCILIATION,
+            policy.reconcile_at(now),
+            False,
+            False,
         )
     halt = cls is E.AUTH_FAILURE
     if not policy.may_retry(attempt):

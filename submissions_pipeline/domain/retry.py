@@ -22,6 +22,9 @@ class RetryPolicy(BaseModel):
     max_backoff_s: float = Field(1800.0, ge=0, description="Cap on the exponential part.")
     jitter_min_s: float = Field(120.0, ge=0, description="Lower bound of the added jitter.")
     jitter_max_s: float = Field(600.0, ge=0, description="Upper bound of the added jitter.")
+    reconcile_delay_s: float = Field(
+        120.0, ge=0, description="Wait before looking up an ambiguous submit on the portal."
+    )
     time_scale: float = Field(1.0, gt=0, description="Multiplies every delay (soak/tests only).")
 
     @model_validator(mode="after")
@@ -50,6 +53,10 @@ class RetryPolicy(BaseModel):
         """The delay after attempt `attempt`, drawn from `rng` so tests can seed it."""
         jitter = rng.uniform(self.jitter_min_s, self.jitter_max_s)
         return (self.backoff_s(attempt) + jitter) * self.time_scale
+
+    def reconcile_at(self, now: datetime) -> datetime:
+        """When to look an ambiguous submit up: portals often list a submission a bit later."""
+        return now + timedelta(seconds=self.reconcile_delay_s * self.time_scale)
 
     def next_attempt_at(self, attempt: int, now: datetime, rng: Random) -> datetime:
         """When the next attempt comes due after attempt `attempt` failed at `now`."""

@@ -83,11 +83,23 @@ class BrowserWorker:
         if self._pw is not None:
             await self._pw.stop()
 
-    @property
-    def browser_pid(self) -> int | None:
-        """PID of the browser process (for PSS measurements and crash tests)."""
-        proc = getattr(getattr(self._browser, "_impl_obj", None), "_browser_process", None)
-        return getattr(proc, "pid", None)
+    async def process_ids(self) -> dict[str, list[int]]:
+        """PIDs of the browser's process tree by type (browser, renderer, gpu, utility...).
+
+        Asked from Chromium itself over CDP: used for PSS measurements and crash tests.
+        """
+        if self._browser is None or not self._browser.is_connected():
+            return {}
+        cdp = await self._browser.new_browser_cdp_session()
+        try:
+            info = await cdp.send("SystemInfo.getProcessInfo")
+        finally:
+            with contextlib.suppress(Exception):
+                await cdp.detach()
+        out: dict[str, list[int]] = {}
+        for proc in info.get("processInfo", []):
+            out.setdefault(proc["type"], []).append(int(proc["id"]))
+        return out
 
     async def _launch(self) -> None:
         assert self._pw is not None

@@ -95,3 +95,10 @@ def test_every_reason_code_has_a_class_and_failure_object_round_trips():
     f = FailureObject.of(ReasonCode.REFERENCE_UNPARSED, "no match", screenshot_url="s3://x/y.png")
     again = FailureObject.model_validate_json(f.model_dump_json())
     assert again == f and again.error_class is ErrorClass.ADAPTER_BUG
+
+
+def test_ambiguous_submit_is_looked_up_after_a_short_delay_not_retried():
+    d = route_failure(ReasonCode.SUBMIT_OUTCOME_UNKNOWN, 3, NOW, RetryPolicy(), Random(0))
+    # even on the last attempt: the portal may hold it, so only a lookup decides
+    assert d.route is Route.RECONCILE
+    assert d.next_attempt_at == NOW + timedelta(minutes=2)

@@ -81,3 +81,26 @@ def test_dry_run_claims_nothing(runner_deps, sandbox):
     report = run_batch(quick_config(dry_run=True), runner_deps)
     assert report.due_at_start == 1 and report.outcomes == []
     assert runner_deps.store.list_jobs()[0].state is S.QUEUED
+
+
+def test_browser_is_relaunched_after_its_job_budget(runner_deps, sandbox):
+    from submissions_pipeline.runner import BrowserSettings
+
+    for n in range(5):
+        runner_deps.store.enqueue(make_case(n, oem="northwind"))
+    cfg = quick_config(browser=BrowserSettings(context_cap=2, recycle_browser_after=2))
+    report = run_batch(cfg, runner_deps)
+    assert [o.state for o in report.outcomes] == [S.EVIDENCE_STORED] * 5
+    assert report.browser_launches >= 3 and report.browser_crashes == 0
+
+
+def test_redaction_sensitive_cases_go_first_when_asked(runner_deps, sandbox):
+    from submissions_pipeline.runner import BrowserSettings
+
+    plain = runner_deps.store.enqueue(make_case(1, priority=5)).job_id
+    sensitive = runner_deps.store.enqueue(make_case(2, redaction_sensitive=True)).job_id
+    cfg = quick_config(
+        prefer_redaction_sensitive=True, browser=BrowserSettings(context_cap=1)
+    )
+    report = run_batch(cfg, runner_deps)
+    assert [o.job_id for o in report.outcomes] == [sensitive, plain]
