@@ -82,7 +82,14 @@ class TemplatedPortalAdapter(PortalAdapter):
 
     async def detect_version(self, page: Page) -> str:
         meta = page.locator(VERSION_META)
-        version = await meta.get_attribute("content") if await meta.count() else None
+        if await meta.count() == 0:
+            # Not a portal page at all (a CDN check, a maintenance page): the site, not us.
+            self._check_status(page, "detect UI version")
+            raise SiteFlake(
+                f"{self.oem}: the page at {page.url} is not a portal page",
+                reason=ReasonCode.SITE_PAGE_LOST,
+            )
+        version = await meta.get_attribute("content")
         if version not in self.selector_sets:
             raise AdapterBug(
                 f"{self.oem} portal shows UI version {version!r}; known: "
@@ -110,13 +117,16 @@ class TemplatedPortalAdapter(PortalAdapter):
         self._check_status(page, what)
 
     async def require(self, page: Page, spec: LocatorSpec, what: str) -> Locator:
-        """The element, or an adapter bug: after a full page load, absence means a changed UI."""
+        """The element, or an adapter bug: after a full page load, absence means a changed UI.
+
+        A page that is not the portal at all (no version meta) is the site's fault instead.
+        """
         loc = spec.locate(page)
         if await loc.count() == 0:
             with contextlib.suppress(Exception):
                 await page.wait_for_load_state("load", timeout=3000)
             if await loc.count() == 0:
-                self._check_status(page, what)
+                await self.detect_version(page)  # raises for a 5xx or a non-portal page
                 raise AdapterBug(f"{what} not found ({spec})", reason=ReasonCode.SELECTOR_NOT_FOUND)
         return loc.first
 

@@ -32,6 +32,13 @@ class FaultConfig(BaseModel):
         description="Fraction of page requests answered HTTP 503 before the handler runs "
         "(a 503 never records anything).",
     )
+    garbage_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of page requests answered HTTP 200 with a page that is not the "
+        "portal at all (a CDN or maintenance page): nothing is recorded.",
+    )
     latency_ms: int = Field(
         0, ge=0, le=60_000, description="Milliseconds added to every page request (not admin)."
     )

@@ -1042,8 +1042,16 @@ class FaultMiddleware:
             response.headers["Retry-After"] = "30"
             await response(scope, receive, send)
             return
+        if portal.dice.happens(cfg.seed, "garbage", key, cfg.garbage_rate):
+            await HTMLResponse(GARBAGE_PAGE, status_code=200)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
+
+GARBAGE_PAGE = """<!doctype html>
+<html><head><title>Just a moment...</title></head>
+<body><div id="cf-wrapper"><h1>Checking your browser before accessing the site.</h1>
+<p>This process is automatic. &#x2591;&#x2592;&#x2593; ray id 7f3a9c0e1d</p></div></body></html>"""
 
 SERVICE_UNAVAILABLE_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -88,6 +88,7 @@ def run_batch_command(
     headed: bool = typer.Option(False, help="Show the browser (needs a display)."),
     video: str = typer.Option("retain-on-failure", help="off | retain-on-failure | on"),
     dry_run: bool = typer.Option(False, help="Report what is due; claim nothing."),
+    lease_s: float = typer.Option(180.0, help="Lease per claimed job; heartbeats renew it."),
 ) -> None:
     """Run one worker batch outside Dagster, for debugging an adapter or a portal."""
     import adapters
@@ -104,6 +105,7 @@ def run_batch_command(
         oem=oem,
         max_jobs=max_jobs,
         dry_run=dry_run,
+        lease_s=lease_s,
         browser=BrowserSettings(context_cap=context_cap, headless=not headed),
         evidence=EvidenceSettings(video=video),
     )

@@ -18,6 +18,7 @@ from submissions_pipeline.artifacts import ArtifactStore
 from submissions_pipeline.credentials import redact
 from submissions_pipeline.domain import FailureObject, Job
 from submissions_pipeline.domain.evidence import EvidenceItem, EvidenceManifest
+from submissions_pipeline.failpoints import failpoint
 from submissions_pipeline.runner.config import EvidenceSettings
 from submissions_pipeline.runner.steps import StepTiming
 
@@ -152,6 +153,7 @@ class EvidenceRecorder:
             key = store.artifact_key(job.oem, job.job_id, job.attempt, name, when=when.date())
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
             stored = store.put_file(key, path, content_type=ctype)
+            failpoint("during_evidence_upload")
             manifest.items.append(
                 EvidenceItem(
                     name=name,

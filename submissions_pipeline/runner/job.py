@@ -26,6 +26,7 @@ from submissions_pipeline.domain.evidence import (
     PRE_SUBMIT_SCREENSHOT,
     EvidenceManifest,
 )
+from submissions_pipeline.failpoints import failpoint
 from submissions_pipeline.runner.browser import BrowserWorker, JobContext
 from submissions_pipeline.runner.config import BatchConfig
 from submissions_pipeline.runner.deps import RunnerDeps
@@ -186,11 +187,13 @@ async def process_job(
                     async with a.clock.step("pre_submit_evidence"):
                         await rec.screenshot(page, PRE_SUBMIT_SCREENSHOT)
                     await a.milestone(Step.PRE_SUBMIT_EVIDENCE)
+                    failpoint("before_submit")
                     # Written before the click: a crash from here on is ambiguous, never blind.
                     await a.milestone(Step.SUBMIT_CLICKED)
                     a.awaiting_confirmation = True
                     async with a.clock.step("submit"):
                         await adapter.submit(page)
+                    failpoint("after_submit_click")
                     async with a.clock.step("confirm"):
                         a.reference = await adapter.read_reference(page)
                     a.awaiting_confirmation = False
@@ -207,6 +210,7 @@ async def process_job(
                     reference=a.reference,
                     submitted_by_automation=True,
                 )
+                failpoint("after_reference")
                 await rec.finish_trace()
             video = await worker.close_context(jc)
             jc = None

@@ -7,6 +7,8 @@ transaction, so the event history always equals the transitions made.
 
 from __future__ import annotations
 
+import functools
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from submissions_pipeline.domain import (
     CLAIMABLE_STATES,
@@ -98,6 +100,38 @@ class QueueStats(BaseModel):
     finished_jobs_measured: int
 
 
+#: Pauses before re-running a transaction whose database connection dropped.
+RECONNECT_BACKOFF_S = (0.1, 0.5, 1.0, 2.0)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def reconnecting(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Re-run a store operation when the database connection drops under it.
+
+    Each operation is one transaction, rolled back when the connection dies, so running it again
+    is safe: compare-and-set transitions refuse to apply twice, claims of a commit whose
+    acknowledgement was lost expire and are reaped, enqueue is idempotent.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for pause in (*RECONNECT_BACKOFF_S, None):
+            try:
+                return method(*args, **kwargs)
+            except DBAPIError as exc:
+                if pause is None or not _is_disconnect(exc):
+                    raise
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return wrapper
+
+
 def utcnow() -> datetime:
     """The system clock, in UTC."""
     return datetime.now(UTC)
@@ -159,6 +193,7 @@ class JobStore:
         self.engine.dispose()
 
     # ---------------------------------------------------------------- enqueue
+    @reconnecting
     def enqueue(
         self,
         case: Case,
@@ -227,6 +262,7 @@ class JobStore:
         return None
 
     # ---------------------------------------------------------------- claim
+    @reconnecting
     def claim(
         self,
         worker_id: str,
@@ -305,6 +341,7 @@ class JobStore:
                 claimed.append(_row_to_job(row))
         return claimed
 
+    @reconnecting
     def heartbeat(
         self,
         job_id: str,
@@ -328,6 +365,7 @@ class JobStore:
             return res.rowcount == 1
 
     # ---------------------------------------------------------------- transitions
+    @reconnecting
     def transition(
         self,
         job_id: str,
@@ -371,6 +409,7 @@ class JobStore:
             )
             return row
 
+    @reconnecting
     def record_milestone(
         self,
         job_id: str,
@@ -414,6 +453,7 @@ class JobStore:
             )
             return row
 
+    @reconnecting
     def record_failure(
         self,
         job_id: str,
@@ -471,6 +511,7 @@ class JobStore:
             )
             return row, decision
 
+    @reconnecting
     def reap_expired(
         self,
         *,
@@ -661,6 +702,7 @@ class JobStore:
         )
 
     # ---------------------------------------------------------------- step timings
+    @reconnecting
     def record_step_timings(
         self,
         job_id: str,
@@ -678,6 +720,7 @@ class JobStore:
             with self.engine.begin() as conn:
                 conn.execute(insert(job_steps), rows)
 
+    @reconnecting
     def step_timings(self, job_id: str | None = None) -> list[dict[str, Any]]:
         """Step timing rows, for one job or all."""
         q = select(job_steps).order_by(job_steps.c.id)
@@ -687,6 +730,7 @@ class JobStore:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     # ---------------------------------------------------------------- reads
+    @reconnecting
     def get(self, job_id: str) -> Job:
         """One job by id."""
         with self.engine.connect() as conn:
@@ -695,6 +739,7 @@ class JobStore:
             raise JobNotFound(job_id)
         return _row_to_job(row)
 
+    @reconnecting
     def list_jobs(
         self,
         *,
@@ -719,6 +764,7 @@ class JobStore:
         with self.engine.connect() as conn:
             return [_row_to_job(r) for r in conn.execute(q)]
 
+    @reconnecting
     def events(self, job_id: str | None = None) -> list[JobEvent]:
         """The append-only history, for one job or all, in order."""
         q = select(job_events).order_by(job_events.c.event_id)
@@ -733,6 +779,7 @@ class JobStore:
                 out.append(JobEvent.model_validate(m))
             return out
 
+    @reconnecting
     def stats(
         self, *, oem: str | None = None, now: datetime | None = None, window: int = 1000
     ) -> QueueStats:

@@ -99,8 +99,6 @@ def test_redaction_sensitive_cases_go_first_when_asked(runner_deps, sandbox):
 
     plain = runner_deps.store.enqueue(make_case(1, priority=5)).job_id
     sensitive = runner_deps.store.enqueue(make_case(2, redaction_sensitive=True)).job_id
-    cfg = quick_config(
-        prefer_redaction_sensitive=True, browser=BrowserSettings(context_cap=1)
-    )
+    cfg = quick_config(prefer_redaction_sensitive=True, browser=BrowserSettings(context_cap=1))
     report = run_batch(cfg, runner_deps)
     assert [o.job_id for o in report.outcomes] == [sensitive, plain]

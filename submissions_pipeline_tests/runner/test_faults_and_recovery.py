@@ -236,3 +236,53 @@ def test_no_secret_reaches_any_trace_log_or_artifact(runner_deps, sandbox, tmp_p
     for job in runner_deps.store.list_jobs():
         text = job.model_dump_json()
         assert not any(s in text for s in secrets)
+
+
+def test_a_page_that_is_not_the_portal_is_a_site_flake_not_an_adapter_bug(runner_deps, sandbox):
+    sandbox.configure("aurora", garbage_rate=1.0)
+    job_id = runner_deps.store.enqueue(make_case(1, oem="aurora")).job_id
+    out = only_outcome(run_batch(quick_config(), runner_deps))
+    assert out.reason_code is ReasonCode.SITE_PAGE_LOST
+    assert runner_deps.store.get(job_id).state is S.RETRY_SCHEDULED
+    assert sandbox.ledger("aurora") == []
+
+
+def test_database_connections_dropped_mid_batch_lose_nothing(runner_deps, sandbox, pg_url):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from submissions_pipeline.store import JobStore
+
+    runner_deps.store = JobStore.from_url(pg_url)
+    for n in range(6):
+        runner_deps.store.enqueue(make_case(n))
+    db = make_url(pg_url).database
+    killer = create_engine(
+        make_url(pg_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+
+    async def run_and_cut() -> tuple:
+        task = asyncio.ensure_future(run_batch_async(quick_config(), runner_deps))
+        terminated, cuts = 0, 0
+        while not task.done() and cuts < 3:
+            if len(sandbox.ledger("northwind")) > cuts:  # cut after each of the first submits
+                cuts += 1
+                with killer.connect() as conn:
+                    terminated += conn.execute(
+                        text(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = :db AND pid <> pg_backend_pid()"
+                        ),
+                        {"db": db},
+                    ).scalar()
+            await asyncio.sleep(0.02)
+        return await task, terminated
+
+    report, terminated = asyncio.run(run_and_cut())
+    killer.dispose()
+    assert terminated >= 2  # the store's connections really were cut under the workers
+    jobs = runner_deps.store.list_jobs()
+    assert len(jobs) == 6 and len(report.outcomes) >= 6
+    assert {j.state for j in jobs} == {S.EVIDENCE_STORED}
+    assert sandbox.duplicates("northwind") == [] and len(sandbox.ledger("northwind")) == 6
+    runner_deps.store.dispose()

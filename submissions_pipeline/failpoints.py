@@ -1,0 +1,28 @@
+"""Named crash points: kill this process at a chosen milestone, for the crash suite.
+
+Off unless ``SUBMISSIONS_FAILPOINTS`` names the point (comma-separated). A SIGKILL is what a
+preempted pod or an OOM kill does: no cleanup, no finally blocks, leases left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "SUBMISSIONS_FAILPOINTS"
+
+#: Every point the code defines, in the order a job meets them.
+POINTS = (
+    "before_submit",  # pre-submit evidence taken, submit not clicked
+    "after_submit_click",  # the portal has the submission, the store only `submit_clicked`
+    "after_reference",  # reference parsed and the job `submitted`, no evidence stored
+    "during_evidence_upload",  # some artifacts uploaded, the manifest not yet
+    "during_crm_write",  # the CRM written, the job not yet `crm_updated`
+)
+
+
+def failpoint(name: str) -> None:
+    """SIGKILL the current process if the failpoint `name` is enabled."""
+    enabled = os.environ.get(ENV)
+    if enabled and name in enabled.split(","):
+        os.kill(os.getpid(), signal.SIGKILL)
