@@ -338,11 +338,16 @@ class TemplatedPortalAdapter(PortalAdapter):
         await query.fill(case.case_id)
         await self.click_and_wait(page, sel.lookup.submit, "lookup")
         if await sel.lookup.empty.locate(page).count():
-            return None
-        table = await self.require(page, sel.lookup.results, "lookup results")
-        row = table.locator("tr", has_text=case.case_id)
+            return None  # the portal says, in so many words, that it has nothing
+        # Anything short of that explicit "nothing" must never lead to a blind resubmit: a
+        # result we cannot read is an adapter bug, and the job waits for an engineer.
+        results = await self.require(page, sel.lookup.results, "lookup results")
+        row = sel.lookup.row.locate(results).filter(has_text=case.case_id)
         if await row.count() == 0:
-            return None
+            raise AdapterBug(
+                f"lookup for {case.case_id} shows results but no row for it ({sel.lookup.row})",
+                reason=ReasonCode.SELECTOR_NOT_FOUND,
+            )
         text = await row.first.inner_text()
         reference = sel.find_reference(text)
         if reference is None:

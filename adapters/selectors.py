@@ -27,8 +27,9 @@ class LocatorSpec(BaseModel):
     text: str | None = None
     css: str | None = None
 
-    def locate(self, page: Page) -> Locator:
-        """The Playwright locator for this spec (exact matching: labels differ by one word)."""
+    def locate(self, page: Page | Locator) -> Locator:
+        """The Playwright locator for this spec (exact matching: labels differ by one word),
+        on a page or inside another element."""
         if self.label is not None:
             return page.get_by_label(self.label, exact=True)
         if self.role is not None:
@@ -81,6 +82,7 @@ class LookupSelectors(BaseModel):
     query: LocatorSpec
     submit: LocatorSpec
     results: LocatorSpec
+    row: LocatorSpec = Field(description="One earlier submission inside `results`.")
     empty: LocatorSpec
 
 

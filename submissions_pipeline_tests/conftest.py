@@ -6,12 +6,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from submissions_pipeline.artifacts import S3ArtifactStore
 from submissions_pipeline.store import JobStore
+from submissions_pipeline_tests.servers import MotoServer, new_bucket_name
 
 PG_ENV = "SUBMISSIONS_TEST_PG_URL"
 
@@ -125,3 +128,36 @@ def runner_deps(sandbox, tmp_path):
     )
     yield deps
     store.dispose()
+
+
+# --------------------------------------------------------------------------- S3 (moto's server)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoServer]:
+    """The S3 server shared by the session; tests isolate themselves with a bucket each."""
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto_s3_disposable() -> Iterator[MotoServer]:
+    """An S3 server of the test's own, which the test may stop."""
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3_client(moto_s3: MotoServer) -> Any:
+    """One boto3 client for the session (built by from_endpoint): clients are slow to create."""
+    return moto_s3.store().client
+
+
+@pytest.fixture
+def s3_store(moto_s3_client: Any) -> S3ArtifactStore:
+    """A store in a fresh bucket of the session server, env "dev"."""
+    store = S3ArtifactStore(moto_s3_client, new_bucket_name(), env="dev")
+    store.ensure_bucket()
+    return store

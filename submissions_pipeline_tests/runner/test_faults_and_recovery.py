@@ -130,24 +130,27 @@ def test_a_renamed_selector_is_an_adapter_bug_with_the_dom_kept(runner_deps, san
     assert "Mileage" in dom and job.failure.last_step == "fill"
 
 
-def test_dropped_confirmation_is_reconciled_without_a_second_submission(runner_deps, sandbox):
+@pytest.mark.parametrize("oem", ["northwind", "aurora", "kestrel"])
+def test_dropped_confirmation_is_reconciled_without_a_second_submission(
+    oem, runner_deps, sandbox
+):
     runner_deps.policy = RetryPolicy(time_scale=0.01)  # reconcile 1.2 s later, not 2 min
-    sandbox.configure("kestrel", drop_after_submit_rate=1.0)
-    job_id = runner_deps.store.enqueue(make_case(1, oem="kestrel")).job_id
+    sandbox.configure(oem, drop_after_submit_rate=1.0)
+    job_id = runner_deps.store.enqueue(make_case(1, oem=oem)).job_id
     first = only_outcome(run_batch(quick_config(), runner_deps))
     assert first.reason_code is ReasonCode.SUBMIT_OUTCOME_UNKNOWN
     job = runner_deps.store.get(job_id)
     assert job.state is S.NEEDS_RECONCILIATION and job.next_attempt_at > job.updated_at
-    assert len(sandbox.ledger("kestrel")) == 1
+    assert len(sandbox.ledger(oem)) == 1
 
     time.sleep(1.3)
     second = only_outcome(run_batch(quick_config(), runner_deps))
     job = runner_deps.store.get(job_id)
-    (entry,) = sandbox.ledger("kestrel")  # still exactly one submission
+    (entry,) = sandbox.ledger(oem)  # still exactly one submission
     assert second.reconciled and job.state is S.EVIDENCE_STORED
     assert job.reference == entry.reference and job.attempt == 2
     assert LOOKUP_SCREENSHOT in {i["name"] for i in job.evidence["items"]}
-    assert sandbox.duplicates("kestrel") == []
+    assert sandbox.duplicates(oem) == []
 
 
 def test_failures_keep_their_video(runner_deps, sandbox):
