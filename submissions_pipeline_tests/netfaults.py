@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -72,7 +73,5 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
 
 
 def _close(s: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         s.close()
-    except OSError:
-        pass
