@@ -6,8 +6,9 @@ export SUBMISSIONS_HOME ?= $(CURDIR)/var
 export PLAYWRIGHT_BROWSERS_PATH ?= $(CURDIR)/var/pw-browsers
 export SUBMISSIONS_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: install run test lint format clean
+.PHONY: install run ui test bench lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,9 +23,18 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/submissions run
 
+## ui: the sandbox portals and the Dagster UI at http://127.0.0.1:3000 (Ctrl-C stops both)
+ui: install
+	$(VENV)/bin/submissions ui
+
 ## test: the whole suite (needs PostgreSQL at SUBMISSIONS_TEST_PG_URL; fails without it)
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: the benchmark against raw-Playwright baselines, quick (< 10 min on 2 cores);
+## BENCH_ARGS=--full for the whole matrix (about two hours). Writes var/bench/latest.{json,png,md}
+bench: install
+	$(VENV)/bin/submissions bench $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -157,3 +157,9 @@ class CrmClient(ABC):
     @abstractmethod
     def history(self, case_id: str) -> list[CrmActivity]:
         """The case's activity log, oldest first."""
+
+    @abstractmethod
+    def list_cases(
+        self, *, oem: str | None = None, status: CrmStatus | None = None
+    ) -> list[CrmCaseRecord]:
+        """Every case (of an OEM, in a status), in feed order: for reports and reconciliation."""

@@ -577,6 +577,21 @@ class JobStore:
                 )
         return reaped
 
+    @reconnecting
+    def mark_crm_synced(self, job_id: str, *, actor: str, now: datetime | None = None) -> Job:
+        """Record that a terminal failure was posted to the CRM (the state does not change)."""
+        now = now or self.clock()
+        with self.engine.begin() as conn:
+            job = self._locked(conn, job_id)
+            if job.state not in (S.FAILED_TERMINAL, S.DEAD_LETTERED):
+                raise StaleState(f"job {job_id} is {job.state}, not a terminal failure")
+            row = self._cas(conn, job, {"crm_synced_at": now, "updated_at": now})
+            self._event(
+                conn, job_id, "milestone", job.state, job.state, actor, now,
+                step=Step.CRM_UPDATED.value,
+            )
+            return row
+
     def dead_letter(
         self, job_id: str, failure: FailureObject, *, actor: str, now: datetime | None = None
     ) -> Job:

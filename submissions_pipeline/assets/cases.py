@@ -1,0 +1,231 @@
+"""`crm_cases[oem]`: new CRM cases read since a durable cursor, validated and enqueued.
+
+Scheduling only enqueues (field notes: separate schedule from work). Invalid cases go straight
+back to the CRM as invalid data with field-level messages; valid ones become jobs, idempotently,
+and their CRM record reads "in progress". The cursor is kept in this asset's own materialization
+metadata (`crm_cursor`), so it survives restarts and moves only when a materialization succeeds.
+"""
+
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    Config,
+    DagsterInstance,
+    MetadataValue,
+    Output,
+    asset,
+)
+from pydantic import Field
+
+from submissions_pipeline.artifacts import ArtifactStore
+from submissions_pipeline.assets.crm_outcomes import in_progress_update, outcome_update
+from submissions_pipeline.assets.job_metrics import markdown_table
+from submissions_pipeline.assets.partitions import BACKFILL_TAG, oem_partitions, run_actor
+from submissions_pipeline.crm import CrmCaseRecord, CrmClient, CrmConflict, CrmStatus, CrmUpdate
+from submissions_pipeline.domain import (
+    TERMINAL_STATES,
+    CaseValidationError,
+    ErrorClass,
+    FailureObject,
+    ReasonCode,
+    SubmissionState,
+    validate_case,
+)
+from submissions_pipeline.resources import ArtifactStoreResource, CrmResource, JobStoreResource
+from submissions_pipeline.store import JobStore, StaleState
+
+CURSOR_KEY = "crm_cursor"
+
+#: Dead letters whose cause may have passed: a backfill (or `redrive_dead_letters`) re-drives
+#: them. Adapter bugs stay parked until an engineer fixes the adapter and re-drives by hand.
+RETRYABLE_CLASSES = frozenset(
+    {
+        ErrorClass.SITE_FLAKE,
+        ErrorClass.INFRASTRUCTURE,
+        ErrorClass.AUTH_FAILURE,
+        ErrorClass.MISSING_EVIDENCE,
+    }
+)
+
+
+class CrmCasesConfig(Config):
+    """How one run reads the CRM (launchpad: ops.crm_cases.config)."""
+
+    page_size: int = Field(500, ge=1, description="Cases per CRM read.")
+    from_start: bool = Field(
+        False,
+        description="Ignore the stored cursor and read the whole feed of new cases (after the "
+        "CRM was restored or replaced; processed cases are no longer new, so nothing repeats).",
+    )
+    redrive_dead_letters: bool = Field(
+        False,
+        description="Re-queue this OEM's dead-lettered jobs whose reason is retryable (site "
+        "flake, infrastructure, auth, missing evidence). Backfills always do.",
+    )
+
+
+def last_crm_cursor(instance: DagsterInstance, asset_key: AssetKey, oem: str) -> str | None:
+    """The CRM cursor the last successful materialization of this OEM's partition reached."""
+    result = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[oem]), limit=1
+    )
+    for record in result.records:
+        materialization = record.asset_materialization
+        value = materialization.metadata.get(CURSOR_KEY) if materialization else None
+        text = getattr(value, "value", value)
+        if isinstance(text, str) and text:
+            return text
+    return None
+
+
+def _write(crm: CrmClient, update: CrmUpdate) -> str:
+    try:
+        crm.write_back(update)
+    except CrmConflict as exc:
+        return f"conflict: {exc}"
+    return update.status.value
+
+
+def intake_case(
+    record: CrmCaseRecord,
+    *,
+    store: JobStore,
+    crm: CrmClient,
+    artifacts: ArtifactStore,
+    actor: str,
+) -> dict[str, Any]:
+    """Validate one CRM record and either enqueue it or send it back; returns its table row."""
+    row: dict[str, Any] = {
+        "case_id": record.case_id,
+        "sequence": record.sequence,
+        "valid": True,
+        "job_id": None,
+        "job_state": None,
+        "created": False,
+        "crm_status": None,
+        "field_errors": "",
+    }
+    try:
+        case = validate_case(record.raw)
+    except CaseValidationError as err:
+        fields = err.as_dict()
+        failure = FailureObject.of(
+            ReasonCode.CASE_INVALID,
+            str(err),
+            case_id=record.case_id,
+            oem=record.oem,
+            field_errors=fields,
+        )
+        update = CrmUpdate(
+            case_id=record.case_id,
+            status=CrmStatus.INVALID_DATA,
+            failure=failure,
+            field_errors=fields,
+        )
+        row.update(valid=False, field_errors="; ".join(f"{k}: {v}" for k, v in fields.items()))
+        row["crm_status"] = _write(crm, update)
+        return row
+
+    result = store.enqueue(case, actor=actor)
+    job = store.get(result.job_id)
+    row.update(job_id=job.job_id, job_state=job.state.value, created=result.created)
+    # A case that comes back after its job finished (a reset test record, a re-sent case) is
+    # never submitted again: the CRM gets the finished job's outcome instead.
+    update = outcome_update(job, artifacts) if job.state in TERMINAL_STATES else None
+    row["crm_status"] = _write(crm, update or in_progress_update(job))
+    return row
+
+
+def redrive_retryable(store: JobStore, oem: str, actor: str) -> list[str]:
+    """Re-queue the OEM's dead letters whose failure may have passed; returns their job ids."""
+    redriven = []
+    for job in store.list_jobs(oem=oem, states=[SubmissionState.DEAD_LETTERED]):
+        if job.reason_code is None or job.reason_code.error_class not in RETRYABLE_CLASSES:
+            continue
+        try:
+            store.redrive(job.job_id, actor=actor)
+        except StaleState:
+            continue
+        redriven.append(job.job_id)
+    return redriven
+
+
+@asset(
+    partitions_def=oem_partitions,
+    group_name="submissions",
+    kinds={"pandas"},
+    description="New CRM cases of one OEM since the last cursor: validated, enqueued as jobs "
+    "(idempotent), invalid ones returned to the CRM with field-level messages.",
+)
+def crm_cases(
+    context: AssetExecutionContext,
+    config: CrmCasesConfig,
+    crm: CrmResource,
+    job_store: JobStoreResource,
+    artifacts: ArtifactStoreResource,
+) -> Output[pd.DataFrame]:
+    oem = context.partition_key
+    actor = run_actor(context.run.run_id, "crm_cases")
+    store, client, evidence = job_store.get_store(), crm.get_client(), artifacts.get_store()
+    start_cursor = cursor = (
+        None if config.from_start else last_crm_cursor(context.instance, context.asset_key, oem)
+    )
+
+    rows: list[dict[str, Any]] = []
+    while True:
+        page = client.list_new_cases(oem, cursor, limit=config.page_size)
+        if not page.records:
+            break
+        for record in page.records:
+            rows.append(
+                intake_case(record, store=store, crm=client, artifacts=evidence, actor=actor)
+            )
+        cursor = page.next_cursor
+
+    redriven: list[str] = []
+    if config.redrive_dead_letters or context.run.tags.get(BACKFILL_TAG):
+        redriven = redrive_retryable(store, oem, actor)
+
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "case_id",
+            "sequence",
+            "valid",
+            "job_id",
+            "job_state",
+            "created",
+            "crm_status",
+            "field_errors",
+        ],
+    )
+    stats = store.stats(oem=oem)
+    valid = int(df["valid"].sum()) if len(df) else 0
+    context.log.info(
+        f"{oem}: read {len(df)} new cases after cursor {start_cursor!r}: {valid} valid, "
+        f"{len(df) - valid} returned as invalid; {len(redriven)} dead letters re-driven; "
+        f"{stats.due_now} jobs due"
+    )
+    return Output(
+        df,
+        metadata={
+            CURSOR_KEY: MetadataValue.text(cursor or ""),
+            "cases_read": len(df),
+            "valid": valid,
+            "invalid": len(df) - valid,
+            "enqueued": int(df["created"].sum()) if len(df) else 0,
+            "already_known": int((df["valid"] & ~df["created"]).sum()) if len(df) else 0,
+            "redriven": len(redriven),
+            "due_now": stats.due_now,
+            "oldest_due_age_s": float(stats.oldest_due_age_s or 0.0),
+            "dagster/row_count": len(df),
+            "cases": markdown_table(
+                df.to_dict("records"),
+                ["case_id", "valid", "job_state", "created", "crm_status", "field_errors"],
+            ),
+        },
+    )

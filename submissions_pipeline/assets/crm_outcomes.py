@@ -1,0 +1,114 @@
+"""How a job's state reads in the CRM: the one mapping from job outcomes to CRM write-backs."""
+
+from __future__ import annotations
+
+from submissions_pipeline.artifacts import ArtifactStore, ArtifactStoreError
+from submissions_pipeline.crm import CrmStatus, CrmUpdate
+from submissions_pipeline.domain import ErrorClass, Job, SubmissionState
+from submissions_pipeline.domain.evidence import LOOKUP_SCREENSHOT, POST_CONFIRM_SCREENSHOT
+
+S = SubmissionState
+
+#: Bundle manifest written beside each job's evidence by evidence_bundles.
+BUNDLE_NAME = "bundle.json"
+
+
+def evidence_item_key(job: Job, name: str) -> str | None:
+    """Key of one named artifact of the job's proven attempt, from the store's manifest copy."""
+    for item in (job.evidence or {}).get("items", []):
+        if item.get("name") == name:
+            return item.get("key")
+    return None
+
+
+def bundle_key(job: Job) -> str | None:
+    """Where the job's bundle manifest lives: beside the attempt's evidence manifest."""
+    manifest_key = (job.evidence or {}).get("manifest_key")
+    if not manifest_key:
+        return None
+    return manifest_key.rsplit("/", 1)[0] + "/" + BUNDLE_NAME
+
+
+def proof_url(job: Job, artifacts: ArtifactStore) -> str | None:
+    """The link a person opens to see the proof: the confirmation (or lookup) screenshot.
+
+    On S3 this is a presigned link, valid for the store's `presign_expiry_s` (at most 7 days).
+    """
+    key = evidence_item_key(job, POST_CONFIRM_SCREENSHOT) or evidence_item_key(
+        job, LOOKUP_SCREENSHOT
+    )
+    if key is None:
+        return None
+    try:
+        return artifacts.url(key)
+    except (ArtifactStoreError, ValueError):
+        return None
+
+
+def failure_url(job: Job, artifacts: ArtifactStore) -> str | None:
+    """The failure screenshot's link as the runner recorded it (stable, so re-posting a failure
+    changes nothing), or a fresh one when only the key was kept."""
+    if job.failure is None:
+        return None
+    if job.failure.screenshot_url:
+        return job.failure.screenshot_url
+    key = job.failure.artifacts.get("failure.png")
+    if not key:
+        return None
+    try:
+        return artifacts.url(key)
+    except (ArtifactStoreError, ValueError):
+        return None
+
+
+def outcome_update(job: Job, artifacts: ArtifactStore) -> CrmUpdate | None:
+    """The CRM write-back a job's state calls for, or None while the job is still in flight.
+
+    Proven submissions (evidence stored or CRM updated) read "submitted" with the reference,
+    the proof link and submitted_by_automation. Terminal failures carry their failure object:
+    invalid data goes back to a human with the field-level messages, dead letters read
+    "needs attention" for ops, and any other terminal failure reads "failed". Jobs that will
+    be retried stay "in progress": humans see only final failures.
+    """
+    if job.state in (S.EVIDENCE_STORED, S.CRM_UPDATED):
+        return CrmUpdate(
+            case_id=job.case_id,
+            job_id=job.job_id,
+            status=CrmStatus.SUBMITTED,
+            reference=job.reference,
+            evidence_url=proof_url(job, artifacts),
+            submitted_by_automation=True,
+        )
+    if job.state in (S.FAILED_TERMINAL, S.DEAD_LETTERED):
+        failure = job.failure
+        if job.state is S.DEAD_LETTERED:
+            status = CrmStatus.NEEDS_ATTENTION
+        elif failure is not None and failure.error_class is ErrorClass.INVALID_DATA:
+            status = CrmStatus.INVALID_DATA
+        else:
+            status = CrmStatus.FAILED
+        return CrmUpdate(
+            case_id=job.case_id,
+            job_id=job.job_id,
+            status=status,
+            reference=job.reference,
+            evidence_url=failure_url(job, artifacts),
+            failure=failure,
+            field_errors=failure.field_errors if failure is not None else {},
+            submitted_by_automation=bool(job.submitted_by_automation),
+        )
+    return None
+
+
+def in_progress_update(job: Job) -> CrmUpdate:
+    """What the CRM shows while the job is queued or running: in progress, with the job id."""
+    return CrmUpdate(case_id=job.case_id, job_id=job.job_id, status=CrmStatus.IN_PROGRESS)
+
+
+def needs_crm_sync(job: Job) -> bool:
+    """Whether a terminal failure has not been posted to the CRM since it last finished."""
+    if job.state not in (S.FAILED_TERMINAL, S.DEAD_LETTERED):
+        return False
+    if job.crm_synced_at is None:
+        return True
+    return job.finished_at is not None and job.crm_synced_at < job.finished_at

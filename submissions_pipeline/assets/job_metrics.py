@@ -1,0 +1,129 @@
+"""Metadata every submission asset reports, with keys that stay the same run after run.
+
+Dagster plots numeric metadata across materializations only when a key appears with the same
+type every time, so every state count is always present (0 when empty) and missing timings are
+NaN rather than absent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from dagster import MetadataValue
+
+from submissions_pipeline.domain import ErrorClass, SubmissionState
+from submissions_pipeline.store.job_store import percentile
+
+#: Attempt outcomes that count as failures in a fail rate (the attempt did not prove a submission).
+FAILED_OUTCOMES = frozenset(
+    {
+        SubmissionState.RETRY_SCHEDULED,
+        SubmissionState.NEEDS_RECONCILIATION,
+        SubmissionState.FAILED_TERMINAL,
+        SubmissionState.DEAD_LETTERED,
+        SubmissionState.QUEUED,  # lease given back: the attempt did not finish
+        SubmissionState.RUNNING,  # still leased after the worker returned: orphaned
+    }
+)
+
+#: Largest job table rendered into metadata (the DataFrame itself holds every row).
+TABLE_ROWS = 50
+#: Most evidence links attached as separate url entries.
+LINK_LIMIT = 25
+
+
+def state_counts(states: Iterable[str | SubmissionState]) -> dict[str, int]:
+    """`state_<state>` -> count, for every state (zeros included, so the keys never change)."""
+    counts = {f"state_{s.value}": 0 for s in SubmissionState}
+    for s in states:
+        counts[f"state_{SubmissionState(s).value}"] += 1
+    return counts
+
+
+def fail_rate(states: Sequence[str | SubmissionState]) -> float:
+    """Share of attempts that ended anywhere but proven (NaN when there were none)."""
+    if not states:
+        return math.nan
+    failed = sum(SubmissionState(s) in FAILED_OUTCOMES for s in states)
+    return failed / len(states)
+
+
+def timing_metadata(seconds: Sequence[float], concurrency: int) -> dict[str, float]:
+    """p50/p95/mean job seconds and jobs/hour = concurrency x 3600 / mean job seconds."""
+    values = [float(s) for s in seconds if s is not None and not math.isnan(s)]
+    mean = sum(values) / len(values) if values else math.nan
+    p50 = percentile(values, 50)
+    p95 = percentile(values, 95)
+    per_hour = concurrency * 3600 / mean if values and mean > 0 else math.nan
+    return {
+        "p50_job_s": round(p50, 3) if p50 is not None else math.nan,
+        "p95_job_s": round(p95, 3) if p95 is not None else math.nan,
+        "mean_job_s": round(mean, 3) if values else math.nan,
+        "jobs_per_hour": round(per_hour, 1) if values else math.nan,
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return text[:120]
+
+
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    link_column: str | None = None,
+    limit: int = TABLE_ROWS,
+) -> MetadataValue:
+    """A markdown table of the first `limit` rows; `link_column` values become links."""
+    if not rows:
+        return MetadataValue.md("_none_")
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    lines = []
+    for row in rows[:limit]:
+        cells = []
+        for c in columns:
+            v = row.get(c)
+            if c == link_column and isinstance(v, str) and v:
+                cells.append(f"[open]({v})")
+            else:
+                cells.append(_cell(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    more = f"\n\n_{len(rows) - limit} more rows in the asset value_" if len(rows) > limit else ""
+    return MetadataValue.md(head + "\n".join(lines) + more)
+
+
+def evidence_links(
+    links: Iterable[tuple[str, str | None]], limit: int = LINK_LIMIT
+) -> dict[str, MetadataValue]:
+    """`evidence_<label>` -> url entries, one per job (the first `limit`)."""
+    out: dict[str, MetadataValue] = {}
+    for label, url in links:
+        if isinstance(url, str) and url and len(out) < limit:
+            out[f"evidence_{label}"] = MetadataValue.url(url)
+    return out
+
+
+def error_class_counts(values: Iterable[str | ErrorClass | None]) -> dict[str, int]:
+    """`failures_<error class>` -> count, for every class (zeros included)."""
+    counts = {f"failures_{c.value}": 0 for c in ErrorClass}
+    for v in values:
+        if v:
+            counts[f"failures_{ErrorClass(v).value}"] += 1
+    return counts
+
+
+def reason_summary(values: Iterable[str | None]) -> MetadataValue:
+    """Reason codes and how often each occurred, most frequent first, as text."""
+    counts: dict[str, int] = {}
+    for v in values:
+        if v:
+            counts[v] = counts.get(v, 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return MetadataValue.text(", ".join(f"{k}: {n}" for k, n in ordered) or "none")

@@ -1,0 +1,357 @@
+"""`submission_runs[oem]`: workers on the browser pool pull due jobs and submit them with proof.
+
+A graph-backed asset. `plan_workers` looks at the due backlog and decides how many workers it
+needs (capped by run config); each `run_worker_batch` op is one worker — one Chromium, up to the
+context cap — that claims jobs from the global queue itself until the queue is drained or its
+budget is spent (claiming up front would let leases expire while an op waits for a pool slot).
+`collect_outcomes` turns the workers' reports into the asset's DataFrame and metadata.
+"""
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+
+import pandas as pd
+from dagster import (
+    AssetIn,
+    Config,
+    DynamicOut,
+    DynamicOutput,
+    In,
+    MetadataValue,
+    Nothing,
+    OpExecutionContext,
+    Out,
+    Output,
+    graph_asset,
+    op,
+)
+from pydantic import BaseModel, Field
+
+from adapters import load_adapter
+from submissions_pipeline.assets.job_metrics import (
+    error_class_counts,
+    evidence_links,
+    fail_rate,
+    markdown_table,
+    reason_summary,
+    state_counts,
+    timing_metadata,
+)
+from submissions_pipeline.assets.partitions import oem_partitions, worker_id
+from submissions_pipeline.resources import (
+    ArtifactStoreResource,
+    BrowserResource,
+    CredentialsResource,
+    JobStoreResource,
+    PortalsResource,
+)
+from submissions_pipeline.runner import BatchReport, RunnerDeps, run_batch
+
+#: The pool every browser-driving op takes a slot of. Its size is the number of Chromium
+#: processes the whole deployment runs at once: `dagster instance concurrency set browser 2`.
+BROWSER_POOL = "browser"
+
+OUTCOME_COLUMNS = [
+    "job_id",
+    "case_id",
+    "oem",
+    "attempt",
+    "state",
+    "reference",
+    "reconciled",
+    "reason_code",
+    "error_class",
+    "seconds",
+    "worker_id",
+    "evidence_url",
+]
+
+
+class PriorityOrder(Enum):
+    """Which due jobs a worker claims first."""
+
+    PRIORITY = "priority"  # highest priority, then oldest due
+    REDACTION_SENSITIVE_FIRST = "redaction_sensitive_first"  # then priority, then oldest due
+
+
+class SubmissionRunConfig(Config):
+    """Batch parameters of one run (launchpad: ops.submission_runs.ops.plan_workers.config)."""
+
+    max_jobs: int = Field(500, ge=0, description="Attempts this run may start, all workers.")
+    workers: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Most workers (one Chromium each) this run starts; the planner starts "
+        "fewer when the backlog is small. The browser pool caps them across runs.",
+    )
+    jobs_per_worker: int = Field(
+        25,
+        ge=1,
+        description="Due jobs that justify one more worker (each worker costs a process and a "
+        "browser launch, so batches are few and large).",
+    )
+    context_cap: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Concurrent contexts per worker; 0 keeps the deployment's setting "
+        "(field notes: 1-2 per vCPU).",
+    )
+    priority_order: PriorityOrder = Field(
+        PriorityOrder.PRIORITY,
+        description="priority: highest priority then oldest due first; "
+        "redaction_sensitive_first: redaction-sensitive cases ahead of everything else.",
+    )
+    dry_run: bool = Field(False, description="Claim nothing: report what is due.")
+    time_budget_s: float = Field(
+        3600.0, gt=0, description="Workers stop claiming this long after planning."
+    )
+
+
+class WorkerAssignment(BaseModel):
+    """What one worker op is told: its share of the run's budget."""
+
+    oem: str
+    index: int
+    max_jobs: int
+    context_cap: int
+    prefer_redaction_sensitive: bool
+    dry_run: bool
+    deadline: datetime
+
+
+class RunPlan(BaseModel):
+    """The planner's decision, for the asset's metadata."""
+
+    oem: str
+    due_at_start: int
+    workers: int
+    context_cap: int
+    max_jobs: int
+    dry_run: bool
+
+
+def plan_worker_count(due: int, cfg: SubmissionRunConfig) -> int:
+    """Workers the due backlog needs: one per `jobs_per_worker` due jobs, capped by config.
+
+    No worker when nothing is due (a run with no work launches no browser); one in a dry run,
+    which reports the backlog without claiming.
+    """
+    if cfg.dry_run:
+        return 1
+    work = min(due, cfg.max_jobs)
+    if work <= 0:
+        return 0
+    return max(1, min(cfg.workers, math.ceil(work / cfg.jobs_per_worker)))
+
+
+def split_budget(total: int, parts: int) -> list[int]:
+    """`total` jobs shared as evenly as possible between `parts` workers."""
+    if parts <= 0:
+        return []
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+@op(
+    ins={"crm_cases": In(Nothing)},
+    out={"workers": DynamicOut(WorkerAssignment), "plan": Out(RunPlan)},
+    description="Decide how many browser workers the OEM's due backlog needs.",
+)
+def plan_workers(
+    context: OpExecutionContext,
+    config: SubmissionRunConfig,
+    job_store: JobStoreResource,
+    browser: BrowserResource,
+) -> Iterator[DynamicOutput[WorkerAssignment] | Output[RunPlan]]:
+    oem = context.partition_key
+    due = job_store.get_store().stats(oem=oem).due_now
+    n = plan_worker_count(due, config)
+    cap = config.context_cap or browser.context_cap
+    deadline = datetime.now(UTC) + timedelta(seconds=config.time_budget_s)
+    shares = split_budget(config.max_jobs, n)
+    context.log.info(
+        f"{oem}: {due} jobs due; starting {n} worker(s) x {cap} contexts "
+        f"(max {config.max_jobs} jobs, {config.priority_order.value} first"
+        f"{', dry run' if config.dry_run else ''})"
+    )
+    for i, share in enumerate(shares):
+        yield DynamicOutput(
+            WorkerAssignment(
+                oem=oem,
+                index=i,
+                max_jobs=share,
+                context_cap=cap,
+                prefer_redaction_sensitive=config.priority_order
+                is PriorityOrder.REDACTION_SENSITIVE_FIRST,
+                dry_run=config.dry_run,
+                deadline=deadline,
+            ),
+            output_name="workers",
+            mapping_key=f"w{i}",
+        )
+    yield Output(
+        RunPlan(
+            oem=oem,
+            due_at_start=due,
+            workers=n,
+            context_cap=cap,
+            max_jobs=config.max_jobs,
+            dry_run=config.dry_run,
+        ),
+        output_name="plan",
+    )
+
+
+@op(
+    pool=BROWSER_POOL,
+    tags={"kind": "playwright"},
+    description="One worker: one Chromium pulling due jobs of the OEM under the context cap.",
+)
+def run_worker_batch(
+    context: OpExecutionContext,
+    assignment: WorkerAssignment,
+    job_store: JobStoreResource,
+    artifacts: ArtifactStoreResource,
+    credentials: CredentialsResource,
+    portals: PortalsResource,
+    browser: BrowserResource,
+) -> BatchReport:
+    wid = worker_id(context.run.run_id, assignment.oem, assignment.index)
+    now = datetime.now(UTC)
+    remaining = (assignment.deadline - now).total_seconds()
+    if remaining <= 0:
+        context.log.warning(f"{wid}: time budget spent while waiting for a browser slot")
+        return BatchReport(
+            worker_id=wid,
+            oem=assignment.oem,
+            started_at=now,
+            finished_at=now,
+            stop_reason="time budget spent before start",
+        )
+    deps = RunnerDeps(
+        store=job_store.get_store(),
+        artifacts=artifacts.get_store(),
+        credentials=credentials.get_provider(),
+        adapters={assignment.oem: load_adapter(assignment.oem)},
+        portal_urls=portals.url_map(),
+        home=Path(browser.home),
+    )
+    cfg = browser.batch_config(
+        oem=assignment.oem,
+        run_id=context.run.run_id,
+        worker_id=wid,
+        max_jobs=assignment.max_jobs,
+        time_budget_s=remaining,
+        prefer_redaction_sensitive=assignment.prefer_redaction_sensitive,
+        dry_run=assignment.dry_run,
+        context_cap=assignment.context_cap,
+    )
+    report = run_batch(cfg, deps)
+    failed = [o for o in report.outcomes if o.reason_code is not None]
+    context.log.info(
+        f"{wid}: {len(report.outcomes)} attempts, {len(failed)} failed, "
+        f"{report.seconds:.1f}s; stopped: {report.stop_reason}"
+        + (f"; halted OEMs: {report.halted_oems}" if report.halted_oems else "")
+    )
+    for o in failed:
+        context.log.warning(
+            f"{o.case_id} (job {o.job_id}) attempt {o.attempt}: {o.reason_code} -> {o.state}"
+        )
+    return report
+
+
+def outcomes_frame(
+    reports: list[BatchReport], urls: dict[str, str | None] | None = None
+) -> pd.DataFrame:
+    """One row per attempt the workers made, in the order they finished."""
+    urls = urls or {}
+    rows = [
+        {
+            "job_id": o.job_id,
+            "case_id": o.case_id,
+            "oem": o.oem,
+            "attempt": o.attempt,
+            "state": o.state.value,
+            "reference": o.reference,
+            "reconciled": o.reconciled,
+            "reason_code": o.reason_code.value if o.reason_code else None,
+            "error_class": o.error_class.value if o.error_class else None,
+            "seconds": o.seconds,
+            "worker_id": r.worker_id,
+            "evidence_url": urls.get(o.job_id),
+        }
+        for r in reports
+        for o in r.outcomes
+    ]
+    return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
+
+
+@op(description="Gather the workers' outcomes into the asset's table and metadata.")
+def collect_outcomes(
+    context: OpExecutionContext,
+    plan: RunPlan,
+    reports: list[BatchReport],
+    job_store: JobStoreResource,
+    artifacts: ArtifactStoreResource,
+) -> Output[pd.DataFrame]:
+    store, evidence = job_store.get_store(), artifacts.get_store()
+    urls: dict[str, str | None] = {}
+    for r in reports:
+        for o in r.outcomes:
+            if o.manifest_key:
+                urls[o.job_id] = evidence.url(o.manifest_key)
+            else:
+                job = store.get(o.job_id)
+                urls[o.job_id] = job.failure.screenshot_url if job.failure else None
+    df = outcomes_frame(reports, urls)
+    concurrency = plan.workers * plan.context_cap
+    after = store.stats(oem=plan.oem)
+    depth = after.depth.get(plan.oem, {})
+    metadata = {
+        "attempts": len(df),
+        **state_counts(df["state"]),
+        "fail_rate": fail_rate(list(df["state"])),
+        **timing_metadata(list(df["seconds"]), concurrency),
+        "concurrency": concurrency,
+        "workers": plan.workers,
+        "due_at_start": plan.due_at_start,
+        "due_after": after.due_now,
+        "retry_scheduled_after": depth.get("retry_scheduled", 0),
+        "browser_launches": sum(r.browser_launches for r in reports),
+        "browser_crashes": sum(r.browser_crashes for r in reports),
+        "dagster/row_count": len(df),
+        "stop_reasons": MetadataValue.text(
+            "; ".join(sorted({r.stop_reason for r in reports})) or "no workers: nothing due"
+        ),
+        "halted_oems": MetadataValue.text(
+            ", ".join(sorted({o for r in reports for o in r.halted_oems}))
+        ),
+        **error_class_counts(df["error_class"]),
+        "reason_codes": reason_summary(df["reason_code"]),
+        "jobs": markdown_table(
+            df.to_dict("records"),
+            ["case_id", "attempt", "state", "reference", "reason_code", "seconds", "evidence_url"],
+            link_column="evidence_url",
+        ),
+        **evidence_links(zip(df["case_id"], df["evidence_url"], strict=True)),
+    }
+    return Output(df, metadata=metadata)
+
+
+@graph_asset(
+    partitions_def=oem_partitions,
+    group_name="submissions",
+    kinds={"playwright", "pandas"},
+    ins={"crm_cases": AssetIn(dagster_type=Nothing)},
+    description="Browser workers submit the OEM's due jobs through its portal with evidence; "
+    "one row per attempt.",
+)
+def submission_runs(crm_cases):
+    workers, plan = plan_workers(crm_cases)
+    reports = workers.map(run_worker_batch).collect()
+    return collect_outcomes(plan, reports)

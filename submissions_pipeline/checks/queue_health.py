@@ -1,0 +1,230 @@
+"""Reliability checks on the job store, per OEM: soak, error budget, queue age, orphaned jobs.
+
+Thresholds are the field notes' numbers:
+
+- **soak**: over the OEM's last 1,000 finished jobs, fail rate < 3 % and p95 job time < 5 min.
+  With fewer than 1,000 finished jobs the soak is *not proven*: the check fails with WARN
+  severity (visible, never green, not blocking) until the sample is large enough.
+  A "failure" is a job that ended failed or dead-lettered for a reason other than invalid data
+  (a case a human must fix is the pipeline working as designed).
+- **error budget**: over the same window, failed attempts (including ones a retry later fixed)
+  < 2 % of attempts. It applies from the first job; with no attempts it passes with 0/0.
+- **queue age**: the oldest due job has waited < 2 x the OEM's schedule interval.
+- **zero orphaned jobs**: no job is leased with an expired lease that the reaper has not taken
+  back, and none is leased by a Dagster run that is no longer running.
+"""
+
+import math
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    DagsterInstance,
+    DagsterRunStatus,
+    asset_check,
+)
+
+from submissions_pipeline.assets.job_metrics import markdown_table
+from submissions_pipeline.assets.partitions import oem_partitions, schedule_interval_s
+from submissions_pipeline.assets.runs import submission_runs
+from submissions_pipeline.domain import ErrorClass, Job, SubmissionState
+from submissions_pipeline.domain.states import LEASED_STATES
+from submissions_pipeline.resources import JobStoreResource
+from submissions_pipeline.store.job_store import percentile
+
+S = SubmissionState
+
+SOAK_WINDOW = 1000
+SOAK_MAX_FAIL_RATE = 0.03
+SOAK_MAX_P95_S = 300.0
+ERROR_BUDGET = 0.02
+QUEUE_AGE_FACTOR = 2.0
+
+FINISHED_STATES = (S.CRM_UPDATED, S.FAILED_TERMINAL, S.DEAD_LETTERED)
+#: Runs whose leases are live.
+LIVE_RUN_STATUSES = frozenset(
+    {
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.CANCELING,
+    }
+)
+
+
+def _is_business_failure(job: Job) -> bool:
+    return job.reason_code is not None and job.reason_code.error_class is ErrorClass.INVALID_DATA
+
+
+def recent_finished(jobs: list[Job], window: int = SOAK_WINDOW) -> list[Job]:
+    """The newest `window` finished jobs."""
+    done = [j for j in jobs if j.state in FINISHED_STATES]
+    epoch = datetime.min.replace(tzinfo=UTC)
+    done.sort(key=lambda j: j.finished_at or j.updated_at or epoch, reverse=True)
+    return done[:window]
+
+
+def soak_numbers(jobs: list[Job]) -> dict[str, float | int]:
+    """Fail rate and p95 job time of finished jobs (invalid data is not a failure)."""
+    failed = [
+        j
+        for j in jobs
+        if j.state in (S.FAILED_TERMINAL, S.DEAD_LETTERED) and not _is_business_failure(j)
+    ]
+    durations = [j.duration_s for j in jobs if j.duration_s is not None]
+    p95 = percentile(durations, 95)
+    return {
+        "jobs": len(jobs),
+        "failed": len(failed),
+        "fail_rate": len(failed) / len(jobs) if jobs else math.nan,
+        "p95_job_s": p95 if p95 is not None else math.nan,
+    }
+
+
+def attempt_errors(jobs: list[Job]) -> tuple[int, int]:
+    """(failed attempts, attempts) of finished jobs, invalid-data jobs left out."""
+    failed = attempts = 0
+    for j in jobs:
+        if _is_business_failure(j):
+            continue
+        attempts += j.attempt
+        failed += j.attempt - 1 if j.state is S.CRM_UPDATED else j.attempt
+    return failed, attempts
+
+
+def find_orphans(
+    jobs: list[Job], instance: DagsterInstance, current_run_id: str, now: datetime
+) -> list[dict[str, str]]:
+    """Leased jobs nobody will finish: lease expired, or held by a run that is not running.
+
+    Jobs of the current run count too: its workers have returned by the time checks run.
+    Jobs leased by workers outside Dagster (no run id) are judged by their lease alone.
+    """
+    orphans = []
+    for j in jobs:
+        if j.state not in LEASED_STATES:
+            continue
+        why = None
+        if j.lease_expires_at is not None and j.lease_expires_at < now:
+            why = "lease expired, not reaped"
+        elif j.run_id == current_run_id:
+            why = "still leased after this run's workers returned"
+        elif j.run_id:
+            run = instance.get_run_by_id(j.run_id)
+            if run is None or run.status not in LIVE_RUN_STATUSES:
+                why = f"leased by run {j.run_id} which is {run.status.value if run else 'gone'}"
+        if why:
+            orphans.append({"case_id": j.case_id, "job_id": j.job_id, "state": j.state, "why": why})
+    return orphans
+
+
+@asset_check(
+    asset=submission_runs,
+    partitions_def=oem_partitions,
+    description=f"Soak: over the last {SOAK_WINDOW:,} finished jobs, fail rate < "
+    f"{SOAK_MAX_FAIL_RATE:.0%} and p95 job time < {SOAK_MAX_P95_S / 60:.0f} min. Fewer jobs: "
+    "WARN (not yet proven), never a silent pass.",
+)
+def soak(context: AssetCheckExecutionContext, job_store: JobStoreResource) -> AssetCheckResult:
+    oem = context.partition_key
+    window = recent_finished(job_store.get_store().list_jobs(oem=oem, states=FINISHED_STATES))
+    n = soak_numbers(window)
+    meta = {**n, "window": SOAK_WINDOW, "max_fail_rate": SOAK_MAX_FAIL_RATE}
+    if n["jobs"] < SOAK_WINDOW:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description=f"not yet proven: {n['jobs']} of {SOAK_WINDOW:,} finished jobs",
+            metadata=meta,
+        )
+    ok_rate = n["fail_rate"] < SOAK_MAX_FAIL_RATE
+    ok_p95 = not math.isnan(n["p95_job_s"]) and n["p95_job_s"] < SOAK_MAX_P95_S
+    problems = []
+    if not ok_rate:
+        problems.append(f"fail rate {n['fail_rate']:.1%} >= {SOAK_MAX_FAIL_RATE:.0%}")
+    if not ok_p95:
+        problems.append(f"p95 {n['p95_job_s']:.0f}s >= {SOAK_MAX_P95_S:.0f}s")
+    return AssetCheckResult(
+        passed=ok_rate and ok_p95,
+        severity=AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or "soak passed",
+        metadata=meta,
+    )
+
+
+@asset_check(
+    asset=submission_runs,
+    partitions_def=oem_partitions,
+    description=f"Error budget: failed attempts (retried or not) < {ERROR_BUDGET:.0%} of "
+    f"attempts over the last {SOAK_WINDOW:,} finished jobs.",
+)
+def error_budget(
+    context: AssetCheckExecutionContext, job_store: JobStoreResource
+) -> AssetCheckResult:
+    oem = context.partition_key
+    window = recent_finished(job_store.get_store().list_jobs(oem=oem, states=FINISHED_STATES))
+    failed, attempts = attempt_errors(window)
+    rate = failed / attempts if attempts else 0.0
+    return AssetCheckResult(
+        passed=rate < ERROR_BUDGET,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{failed} of {attempts} attempts failed ({rate:.1%})",
+        metadata={
+            "failed_attempts": failed,
+            "attempts": attempts,
+            "error_rate": rate,
+            "budget": ERROR_BUDGET,
+            "jobs": len(window),
+        },
+    )
+
+
+@asset_check(
+    asset=submission_runs,
+    partitions_def=oem_partitions,
+    description=f"Queue age: the oldest due job has waited less than {QUEUE_AGE_FACTOR:g} x the "
+    "OEM's schedule interval (field notes: queue age is the alarm bell).",
+)
+def queue_age(context: AssetCheckExecutionContext, job_store: JobStoreResource) -> AssetCheckResult:
+    oem = context.partition_key
+    stats = job_store.get_store().stats(oem=oem)
+    limit = QUEUE_AGE_FACTOR * schedule_interval_s(oem)
+    age = stats.oldest_due_age_s or 0.0
+    return AssetCheckResult(
+        passed=age < limit,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"oldest due job waited {age / 3600:.1f} h (limit {limit / 3600:.0f} h)",
+        metadata={
+            "oldest_due_age_s": float(age),
+            "limit_s": float(limit),
+            "due_now": stats.due_now,
+        },
+    )
+
+
+@asset_check(
+    asset=submission_runs,
+    partitions_def=oem_partitions,
+    description="Zero orphaned jobs: no expired lease left unreaped, no job leased by a run "
+    "that is no longer running.",
+)
+def zero_orphaned_jobs(
+    context: AssetCheckExecutionContext, job_store: JobStoreResource
+) -> AssetCheckResult:
+    oem = context.partition_key
+    store = job_store.get_store()
+    leased = store.list_jobs(oem=oem, states=LEASED_STATES)
+    orphans = find_orphans(leased, context.instance, context.run.run_id, store.clock())
+    return AssetCheckResult(
+        passed=not orphans,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{len(orphans)} orphaned jobs" if orphans else "no orphaned jobs",
+        metadata={
+            "orphans": len(orphans),
+            "leased": len(leased),
+            "orphaned_jobs": markdown_table(orphans, ["case_id", "job_id", "state", "why"]),
+        },
+    )

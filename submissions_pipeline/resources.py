@@ -1,0 +1,254 @@
+"""Dagster resources: one per external system the pipeline talks to, configured, never branched on.
+
+Assets and ops receive these as parameters. Which implementation a deployment gets (SQLite or
+PostgreSQL, local disk or S3, sandbox or real portals) is decided once, in `definitions.py`, by
+swapping whole resource sets; nothing downstream asks which environment it runs in.
+"""
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource, InitResourceContext
+from dagster_aws.s3 import S3Resource
+from pydantic import Field, PrivateAttr
+
+from submissions_pipeline.artifacts import (
+    MAX_PRESIGN_EXPIRY_S,
+    ArtifactStore,
+    LocalArtifactStore,
+    S3ArtifactStore,
+)
+from submissions_pipeline.credentials import CredentialProvider, JsonCredentialProvider
+from submissions_pipeline.crm import CrmClient, EmbeddedCrm
+from submissions_pipeline.runner import (
+    BatchConfig,
+    BrowserSettings,
+    EvidenceSettings,
+    StepBudgets,
+)
+from submissions_pipeline.store import JobStore
+
+
+class JobStoreResource(ConfigurableResource):
+    """The job store and global queue: SQLite under SUBMISSIONS_HOME by default, PostgreSQL by URL.
+
+    One store (one connection pool) per process, opened on first use and closed after the step.
+    """
+
+    db_url: str = Field(
+        description="SQLAlchemy URL: sqlite:///…/submissions.db or postgresql://… "
+        "(set it through EnvVar('SUBMISSIONS_DB_URL') when it carries a password)."
+    )
+    migrate: bool = Field(
+        True, description="Bring the schema to the newest migration when the store is opened."
+    )
+
+    _store: JobStore | None = PrivateAttr(default=None)
+
+    def get_store(self) -> JobStore:
+        """The store for this process."""
+        if self._store is None:
+            self._store = JobStore.from_url(self.db_url, migrate_schema=self.migrate)
+        return self._store
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._store is not None:
+            self._store.dispose()
+            self._store = None
+
+
+class CrmResource(ConfigurableResource, ABC):
+    """The CRM cases come from and outcomes go back to."""
+
+    @abstractmethod
+    def get_client(self) -> CrmClient:
+        """A client for this process."""
+
+
+class EmbeddedCrmResource(CrmResource):
+    """The embedded CRM: cases and their activity log in the project database."""
+
+    db_url: str = Field(description="Database holding the CRM tables (usually the job store's).")
+
+    _crm: EmbeddedCrm | None = PrivateAttr(default=None)
+
+    def get_client(self) -> EmbeddedCrm:
+        if self._crm is None:
+            self._crm = EmbeddedCrm.from_url(self.db_url)
+        return self._crm
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._crm is not None:
+            self._crm.dispose()
+            self._crm = None
+
+
+class ArtifactStoreResource(ConfigurableResource, ABC):
+    """Where evidence lives, under `{env}/{oem}/{date}/{job_id}/attempt-{n}/…` keys."""
+
+    env: str = Field("dev", description="Key prefix naming the environment: dev, stage or prod.")
+    ttl_days: int = Field(30, ge=1, description="Days artifacts are kept before they expire.")
+
+    @abstractmethod
+    def get_store(self) -> ArtifactStore:
+        """The artifact store for this process."""
+
+    @abstractmethod
+    def location(self) -> str:
+        """Where the evidence is, for people: a folder or an s3:// prefix."""
+
+
+class LocalArtifactStoreResource(ArtifactStoreResource):
+    """Evidence as files on local disk (the embedded default); links are file:// URIs."""
+
+    root: str = Field(description="Folder holding every env's artifacts.")
+
+    def get_store(self) -> LocalArtifactStore:
+        return LocalArtifactStore(self.root, env=self.env, ttl_days=self.ttl_days)
+
+    def location(self) -> str:
+        return str(Path(self.root).resolve() / self.env)
+
+
+class S3ArtifactStoreResource(ArtifactStoreResource):
+    """Evidence in an S3 bucket, expired by a lifecycle rule; links are presigned GETs.
+
+    Endpoint, region and credentials come from the nested dagster-aws `S3Resource` (secrets
+    through EnvVar). The client is built with short timeouts so an unreachable store fails a job
+    fast (retried later) instead of stalling a worker.
+    """
+
+    s3: S3Resource
+    bucket: str = Field(description="Bucket name; every env keeps its own prefix inside it.")
+    presign_expiry_s: int = Field(
+        MAX_PRESIGN_EXPIRY_S,
+        ge=1,
+        le=MAX_PRESIGN_EXPIRY_S,
+        description="Lifetime of links in metadata and the CRM (S3 allows at most 7 days).",
+    )
+    connect_timeout_s: float = Field(2.0, gt=0, description="TCP connect timeout per request.")
+    read_timeout_s: float = Field(30.0, gt=0, description="Read timeout per request.")
+    max_attempts: int = Field(3, ge=1, description="Tries per request, the first included.")
+    ensure_bucket: bool = Field(
+        True,
+        description="Create the bucket if missing and install this env's lifecycle (TTL) rule "
+        "on first use. Turn off where the bucket is provisioned elsewhere.",
+    )
+
+    _store: S3ArtifactStore | None = PrivateAttr(default=None)
+
+    def get_store(self) -> S3ArtifactStore:
+        if self._store is None:
+            store = S3ArtifactStore.from_endpoint(
+                self.s3.endpoint_url,
+                self.bucket,
+                env=self.env,
+                ttl_days=self.ttl_days,
+                presign_expiry_s=self.presign_expiry_s,
+                region_name=self.s3.region_name or "us-east-1",
+                aws_access_key_id=self.s3.aws_access_key_id,
+                aws_secret_access_key=self.s3.aws_secret_access_key,
+                aws_session_token=self.s3.aws_session_token,
+                connect_timeout_s=self.connect_timeout_s,
+                read_timeout_s=self.read_timeout_s,
+                max_attempts=self.max_attempts,
+            )
+            if self.ensure_bucket:
+                store.ensure_bucket()
+            self._store = store
+        return self._store
+
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.env}/"
+
+
+class BrowserResource(ConfigurableResource):
+    """Playwright worker settings: the browser, contexts per worker, leases, budgets, evidence.
+
+    Run config (the launchpad) may lower the context cap per run; everything else is deployment
+    configuration.
+    """
+
+    home: str = Field(description="Working folder of workers (Playwright's ffmpeg link, scratch).")
+    executable_path: str | None = Field(
+        None, description="Chromium binary; None: SUBMISSIONS_CHROMIUM or Debian's chromium."
+    )
+    headless: bool = True
+    context_cap: int = Field(
+        3, ge=1, le=16, description="Concurrent contexts per worker (field notes: 1-2 per vCPU)."
+    )
+    lease_s: float = Field(180.0, gt=0, description="Lease per claimed job; heartbeats renew it.")
+    session_reuse_s: float = Field(
+        600.0, ge=0, description="Reuse a dealer's logged-in session this long (0: never)."
+    )
+    job_timeout_s: float = Field(120.0, gt=0, description="Hard timeout of one attempt.")
+    trace: bool = Field(True, description="Record a Playwright trace of every attempt.")
+    trace_snapshots_on_retry: bool = Field(
+        True, description="DOM snapshots in traces from the second attempt on (they cost ~22 %)."
+    )
+    video: str = Field(
+        "retain-on-failure",
+        pattern="^(off|retain-on-failure|on)$",
+        description="off | retain-on-failure (keep on failure and a sample) | on",
+    )
+    video_sample_rate: float = Field(
+        0.05, ge=0, le=1, description="Share of successful attempts whose video is kept."
+    )
+
+    def batch_config(self, **batch: Any) -> BatchConfig:
+        """A worker's BatchConfig: these settings plus the batch's own fields (oem, run_id, …).
+
+        `context_cap` among the batch fields overrides the deployment's cap for this batch.
+        """
+        context_cap = batch.pop("context_cap", None) or self.context_cap
+        browser: dict[str, Any] = {
+            "headless": self.headless,
+            "context_cap": context_cap,
+            "session_reuse_s": self.session_reuse_s,
+        }
+        if self.executable_path:
+            browser["executable_path"] = self.executable_path
+        return BatchConfig(
+            lease_s=self.lease_s,
+            browser=BrowserSettings(**browser),
+            budgets=StepBudgets(job_s=self.job_timeout_s),
+            evidence=EvidenceSettings(
+                trace=self.trace,
+                trace_snapshots_on_retry=self.trace_snapshots_on_retry,
+                video=self.video,
+                video_sample_rate=self.video_sample_rate,
+            ),
+            **batch,
+        )
+
+
+class CredentialsResource(ConfigurableResource):
+    """Dealer portal credentials as JSON ``{oem: {dealer_id: {username, password, …}}}``.
+
+    Secrets reach Dagster only through EnvVar (`credentials_json=EnvVar("SUBMISSIONS_CREDENTIALS")`)
+    or a mounted secret file, never as literal config: Dagster shows literal config in the UI.
+    With neither set, the process environment is read at use time (JsonCredentialProvider).
+    """
+
+    credentials_json: str | None = Field(None, description="Inline JSON; only through EnvVar.")
+    credentials_file: str | None = Field(None, description="Path of a JSON secret file.")
+
+    def get_provider(self) -> CredentialProvider:
+        """The provider workers ask for one dealer's login."""
+        if self.credentials_json:
+            return JsonCredentialProvider(json.loads(self.credentials_json))
+        if self.credentials_file:
+            return JsonCredentialProvider(json.loads(Path(self.credentials_file).read_text()))
+        return JsonCredentialProvider.from_env()
+
+
+class PortalsResource(ConfigurableResource):
+    """Where each OEM's dealer portal lives (the sandbox's addresses on the embedded default)."""
+
+    urls: dict[str, str] = Field(description="OEM key -> base URL of its portal.")
+
+    def url_map(self) -> dict[str, str]:
+        """OEM key -> base URL, as the runner takes it."""
+        return dict(self.urls)

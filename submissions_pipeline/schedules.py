@@ -1,0 +1,93 @@
+"""The jobs ops teams launch and the schedules that launch them: one off-hours nightly per OEM.
+
+A schedule only starts a run for one OEM partition; the run's `crm_cases` step enqueues and its
+workers pull from the queue (field notes: separate schedule from work). "Run now" is a launch
+of `submissions_nightly` for a partition from the UI; a backfill over OEM partitions is the
+same job, and its `crm_cases` step also re-drives retryable dead letters.
+"""
+
+import os
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    multiprocess_executor,
+    schedule,
+)
+
+from adapters import oem_keys
+from submissions_pipeline.assets import SUBMISSION_ASSETS, submission_report
+from submissions_pipeline.assets.partitions import (
+    NIGHTLY_JOB_NAME,
+    OEM_TAG,
+    REPORT_JOB_NAME,
+    TRIGGER_TAG,
+    nightly_timing,
+)
+
+#: Steps one run executes at once. Workers are further capped by the `browser` pool across
+#: runs; each step is a fresh process (~1-1.5 s), so this stays near the core count.
+MAX_CONCURRENT_STEPS = max(2, min(4, os.cpu_count() or 2))
+
+#: When the cross-OEM report is built: after every OEM's nightly, before business hours.
+REPORT_CRON, REPORT_TIMEZONE = "0 6 * * *", "UTC"
+
+nightly_job = define_asset_job(
+    NIGHTLY_JOB_NAME,
+    selection=AssetSelection.assets(*SUBMISSION_ASSETS),
+    executor_def=multiprocess_executor.configured({"max_concurrent": MAX_CONCURRENT_STEPS}),
+    description="One OEM end to end: read and enqueue CRM cases, run browser workers, bundle "
+    "and verify evidence, write outcomes back to the CRM (with every check).",
+)
+
+report_job = define_asset_job(
+    REPORT_JOB_NAME,
+    selection=AssetSelection.assets(submission_report),
+    description="The cross-OEM submission report.",
+)
+
+
+def nightly_schedule(oem: str) -> ScheduleDefinition:
+    """The OEM's off-hours schedule, at its adapter's `nightly_cron` in its `timezone`."""
+    cron, tz = nightly_timing(oem)
+
+    @schedule(
+        name=f"nightly_{oem}",
+        cron_schedule=cron,
+        execution_timezone=tz,
+        job=nightly_job,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"{oem}: the nightly batch at {cron} ({tz}).",
+    )
+    def _nightly(context: ScheduleEvaluationContext) -> RunRequest:
+        return RunRequest(
+            run_key=f"nightly:{oem}:{context.scheduled_execution_time:%Y-%m-%dT%H:%M%z}",
+            partition_key=oem,
+            tags={OEM_TAG: oem, TRIGGER_TAG: "nightly"},
+        )
+
+    return _nightly
+
+
+@schedule(
+    name="morning_report",
+    cron_schedule=REPORT_CRON,
+    execution_timezone=REPORT_TIMEZONE,
+    job=report_job,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="The cross-OEM report, before business hours.",
+)
+def morning_report(context: ScheduleEvaluationContext) -> RunRequest:
+    return RunRequest(
+        run_key=f"report:{context.scheduled_execution_time:%Y-%m-%d}",
+        tags={TRIGGER_TAG: "morning_report"},
+    )
+
+
+NIGHTLY_SCHEDULES = [nightly_schedule(oem) for oem in oem_keys()]
+ALL_SCHEDULES = [*NIGHTLY_SCHEDULES, morning_report]
+ALL_JOBS = [nightly_job, report_job]

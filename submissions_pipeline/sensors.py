@@ -1,0 +1,232 @@
+"""Sensors: new CRM cases, retries coming due, the lease reaper, and failed runs.
+
+Each one is small and idempotent: cursors and run keys make a case or a retry start at most one
+run, and the reaper and the failure sensor only ever move jobs through the store's own
+compare-and-set paths.
+"""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from dagster import (
+    AssetObservation,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    MetadataValue,
+    RunFailureSensorContext,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+
+from adapters import oem_keys
+from submissions_pipeline.assets.job_metrics import markdown_table
+from submissions_pipeline.assets.partitions import OEM_TAG, PARTITION_TAG, TRIGGER_TAG
+from submissions_pipeline.assets.runs import submission_runs
+from submissions_pipeline.domain import FailureObject, Job, ReasonCode, SubmissionState
+from submissions_pipeline.domain.states import LEASED_STATES
+from submissions_pipeline.resources import CrmResource, JobStoreResource
+from submissions_pipeline.schedules import nightly_job
+from submissions_pipeline.store import JobStore, StaleState
+
+S = SubmissionState
+
+#: Runs of an OEM that are still going: a new one would only queue behind them.
+ACTIVE_RUN_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+#: States a retry comes due in: scheduled retries, reconciliations, and jobs the reaper put
+#: back in the queue (attempt > 0).
+RETRY_STATES = (S.RETRY_SCHEDULED, S.NEEDS_RECONCILIATION, S.QUEUED)
+
+
+def _load_cursor(cursor: str | None) -> dict[str, str]:
+    try:
+        value = json.loads(cursor) if cursor else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _active_run(instance: DagsterInstance, oem: str) -> bool:
+    runs = instance.get_run_records(
+        RunsFilter(tags={PARTITION_TAG: oem}, statuses=ACTIVE_RUN_STATUSES), limit=1
+    )
+    return bool(runs)
+
+
+@sensor(
+    job=nightly_job,
+    minimum_interval_seconds=120,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Starts an OEM's run when new cases arrive in the CRM. Off by default: nightly "
+    "is the default path; turn it on for near-real-time submissions. The cursor (per OEM) and "
+    "run keys make each case trigger at most one run.",
+)
+def new_crm_cases_sensor(context: SensorEvaluationContext, crm: CrmResource) -> SensorResult:
+    cursor = _load_cursor(context.cursor)
+    client = crm.get_client()
+    requests = []
+    for oem in oem_keys():
+        page = client.list_new_cases(oem, cursor.get(oem), limit=500)
+        if not page.records:
+            continue
+        first, last = page.records[0].sequence, page.records[-1].sequence
+        requests.append(
+            RunRequest(
+                run_key=f"crm-cases:{oem}:{first}-{last}",
+                partition_key=oem,
+                tags={OEM_TAG: oem, TRIGGER_TAG: "new_crm_cases"},
+            )
+        )
+        if page.next_cursor:
+            cursor[oem] = page.next_cursor
+    return SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(cursor, sort_keys=True),
+        skip_reason=None if requests else SkipReason("no new CRM cases"),
+    )
+
+
+def due_retries(store: JobStore, oem: str, now: datetime) -> list[Job]:
+    """The OEM's jobs whose retry (or reconciliation, or re-queue after reaping) is due."""
+    return [
+        j
+        for j in store.list_jobs(oem=oem, states=RETRY_STATES)
+        if j.next_attempt_at is not None
+        and j.next_attempt_at <= now
+        and (j.state is not S.QUEUED or j.attempt > 0)
+    ]
+
+
+@sensor(
+    job=nightly_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Starts an OEM's run when retries come due (2-10 min jitter after a failure), "
+    "so the nightly run never waits for them. At most one run per newly due batch.",
+)
+def retries_due_sensor(
+    context: SensorEvaluationContext, job_store: JobStoreResource
+) -> SensorResult:
+    cursor = _load_cursor(context.cursor)
+    store = job_store.get_store()
+    now = store.clock()
+    requests = []
+    for oem in oem_keys():
+        due = due_retries(store, oem, now)
+        if not due:
+            continue
+        newest = max(j.next_attempt_at for j in due if j.next_attempt_at).isoformat()
+        if cursor.get(oem, "") >= newest:
+            continue  # these already started a run
+        if _active_run(context.instance, oem):
+            continue  # the running one pulls them; look again after it ends
+        requests.append(
+            RunRequest(
+                run_key=f"retries-due:{oem}:{newest}",
+                partition_key=oem,
+                tags={OEM_TAG: oem, TRIGGER_TAG: "retries_due"},
+            )
+        )
+        cursor[oem] = newest
+    return SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(cursor, sort_keys=True),
+        skip_reason=None if requests else SkipReason("no retries newly due"),
+    )
+
+
+@sensor(
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="The lease reaper: takes back jobs whose worker stopped heartbeating (back to "
+    "the queue before the submit click, to reconciliation after it).",
+)
+def lease_reaper_sensor(
+    context: SensorEvaluationContext, job_store: JobStoreResource
+) -> SkipReason:
+    reaped = job_store.get_store().reap_expired(actor="dagster:lease_reaper")
+    for job in reaped:
+        context.log.warning(
+            f"reaped {job.oem} {job.case_id} (job {job.job_id}) at step {job.last_step}: "
+            f"now {job.state}"
+        )
+    return SkipReason(f"reaped {len(reaped)} expired leases" if reaped else "no expired leases")
+
+
+def dead_letter_failed_run(
+    store: JobStore, run_id: str, reason: str, actor: str = "dagster:run_failure_sensor"
+) -> list[Job]:
+    """Dead-letter every job a failed run left leased, with a worker-lost failure object."""
+    parked = []
+    for job in store.list_jobs(run_id=run_id, states=LEASED_STATES):
+        failure = FailureObject.of(
+            ReasonCode.WORKER_LOST,
+            f"run {run_id} failed while the job was leased: {reason}"[:500],
+            job_id=job.job_id,
+            case_id=job.case_id,
+            oem=job.oem,
+            attempt=job.attempt,
+            last_step=job.last_step,
+        )
+        try:
+            parked.append(store.dead_letter(job.job_id, failure, actor=actor))
+        except StaleState:
+            continue  # finished or reaped meanwhile: its state is already truthful
+    return parked
+
+
+def record_run_failure_alert(
+    instance: DagsterInstance, oem: str | None, run_id: str, reason: str, parked: list[Job]
+) -> None:
+    """An observation on the OEM's `submission_runs` partition: the alert ops see in the UI."""
+    metadata: dict[str, Any] = {
+        "alert": MetadataValue.text("run_failed"),
+        "run_id": MetadataValue.text(run_id),
+        "reason": MetadataValue.text(reason[:1000]),
+        "dead_lettered": len(parked),
+        "jobs": markdown_table(
+            [{"case_id": j.case_id, "job_id": j.job_id, "last_step": j.last_step} for j in parked],
+            ["case_id", "job_id", "last_step"],
+        ),
+        "at": MetadataValue.timestamp(datetime.now(UTC)),
+    }
+    instance.report_runless_asset_event(
+        AssetObservation(asset_key=submission_runs.key, partition=oem, metadata=metadata)
+    )
+
+
+@run_failure_sensor(
+    monitored_jobs=[nightly_job],
+    default_status=DefaultSensorStatus.RUNNING,
+    description="When a run fails: dead-letter the jobs it left leased (a human looks before "
+    "anything is retried) and raise an alert on the OEM's submission_runs.",
+)
+def run_failure_alert_sensor(context: RunFailureSensorContext, job_store: JobStoreResource) -> None:
+    run = context.dagster_run
+    oem = run.tags.get(PARTITION_TAG)
+    reason = context.failure_event.message or "run failed"
+    parked = dead_letter_failed_run(job_store.get_store(), run.run_id, reason)
+    context.log.error(
+        f"run {run.run_id} ({oem or 'no OEM'}) failed: {reason}; "
+        f"dead-lettered {len(parked)} leased jobs"
+    )
+    record_run_failure_alert(context.instance, oem, run.run_id, reason, parked)
+
+
+ALL_SENSORS = [
+    new_crm_cases_sensor,
+    retries_due_sensor,
+    lease_reaper_sensor,
+    run_failure_alert_sensor,
+]
