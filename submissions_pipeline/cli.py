@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -34,15 +35,22 @@ def stats(oem: str | None = typer.Option(None, help="Only this OEM.")) -> None:
 
 
 @app.command()
-def run() -> None:
-    """Run the main job on the embedded default (today: migrate and report the queue)."""
-    settings = load_settings()
-    store = JobStore.from_url(settings.db_url)
-    st = store.stats()
-    typer.echo(f"database: {settings.db_url}")
-    typer.echo(f"jobs by OEM and state: {json.dumps(st.depth) if st.depth else 'none yet'}")
-    typer.echo(f"due now: {st.due_now}; running: {st.running}")
-    store.dispose()
+def run(
+    oem: list[str] | None = typer.Option(None, "--oem", help="Only this OEM (repeatable)."),
+    per_oem: int = typer.Option(20, "--per-oem", help="Demo cases per OEM when the CRM is empty."),
+) -> None:
+    """Run the nightly job for every OEM on the embedded default and print a summary."""
+    from submissions_pipeline.pipeline import run_nightly
+
+    raise typer.Exit(0 if run_nightly(oem or None, per_oem=per_oem, echo=typer.echo).ok else 1)
+
+
+@app.command()
+def ui(port: int = typer.Option(3000, help="Port of the Dagster UI.")) -> None:
+    """The sandbox portals and the Dagster UI (dagster dev) until Ctrl-C."""
+    from submissions_pipeline.pipeline import serve_ui
+
+    raise typer.Exit(serve_ui(port, echo=typer.echo))
 
 
 @app.command()
@@ -177,6 +185,61 @@ def sandbox(
         path.chmod(0o600)
         typer.echo(f"credentials for workers: export SUBMISSIONS_CREDENTIALS_FILE={path}")
     raise typer.Exit(sandbox_main(list(ctx.args)))
+
+
+@app.command()
+def bench(
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="The full matrix: every variant at caps 1-4 in both scenarios over 200 (CPU-bound) "
+        "and 60 (latency-bound) jobs, memory over 1,000 jobs (about two hours on 2 cores).",
+    ),
+    only: list[str] | None = typer.Option(
+        None, "--only", help="throughput, memory or queue; repeat for several (default: all)."
+    ),
+    jobs: int | None = typer.Option(None, min=1, help="Jobs per CPU-bound run (24; full 200)."),
+    latency_jobs: int | None = typer.Option(
+        None, min=1, help="Jobs per latency-bound run (16; full 60)."
+    ),
+    memory_jobs: int | None = typer.Option(
+        None, min=1, help="Jobs of the memory run (220; full 1,000); PSS every tenth."
+    ),
+    caps: str | None = typer.Option(None, help="Context caps for every scenario, e.g. 1,2,3,4."),
+    variants: str | None = typer.Option(
+        None,
+        help="Only these variants, e.g. bare,runner (bare, evidence, runner, pipeline, "
+        "process_per_job).",
+    ),
+    claimers_as: str = typer.Option(
+        "processes", help="Queue-mode claimers: processes or threads (one connection each)."
+    ),
+    out: Path | None = typer.Option(None, help="Output folder (default SUBMISSIONS_HOME/bench)."),
+) -> None:
+    """Benchmark against raw-Playwright baselines: throughput, memory and the queue (issue 9).
+
+    Prints the table and the targets (met or missed) and writes JSON, PNG and markdown under
+    the output folder (`latest.*` is the newest). bench/README.md explains how to read them.
+    """
+    try:
+        from bench.harness import default_pg_url, plan_for, run_bench
+    except ImportError as exc:  # bench/ lives beside the package, in the repository
+        typer.echo(f"the benchmark needs the repository checkout (bench/): {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        plan = plan_for(
+            full=full,
+            jobs=jobs,
+            latency_jobs=latency_jobs,
+            memory_jobs=memory_jobs,
+            caps=[int(c) for c in caps.split(",")] if caps else None,
+            variants=variants.split(",") if variants else None,
+            parts=only,
+            claimers_as=claimers_as,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    run_bench(plan, out or load_settings().home / "bench", default_pg_url(), echo=typer.echo)
 
 
 if __name__ == "__main__":
