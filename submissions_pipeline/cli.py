@@ -139,7 +139,7 @@ def worker(
 
     deps = deps_from_settings(load_settings(), adapters.load_adapters())
     while True:
-        reaped = deps.store.reap_expired(policy=deps.policy)
+        reaped = deps.store.reap_expired()
         if reaped:
             typer.echo(f"reaped {len(reaped)} expired lease(s)")
         report = run_batch(

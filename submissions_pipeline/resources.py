@@ -22,6 +22,7 @@ from submissions_pipeline.artifacts import (
 )
 from submissions_pipeline.credentials import CredentialProvider, JsonCredentialProvider
 from submissions_pipeline.crm import CrmClient, EmbeddedCrm
+from submissions_pipeline.domain import RetryPolicy
 from submissions_pipeline.runner import (
     BatchConfig,
     BrowserSettings,
@@ -44,13 +45,26 @@ class JobStoreResource(ConfigurableResource):
     migrate: bool = Field(
         True, description="Bring the schema to the newest migration when the store is opened."
     )
+    max_attempts: int = Field(3, ge=1, description="Attempts per job (field notes: 3).")
+    retry_time_scale: float = Field(
+        1.0,
+        gt=0,
+        description="Multiplies every retry delay (2-10 min of jitter in production); the soak "
+        "scales it down to finish in minutes.",
+    )
 
     _store: JobStore | None = PrivateAttr(default=None)
+
+    def retry_policy(self) -> RetryPolicy:
+        """The queue's retry budget."""
+        return RetryPolicy(max_attempts=self.max_attempts, time_scale=self.retry_time_scale)
 
     def get_store(self) -> JobStore:
         """The store for this process."""
         if self._store is None:
-            self._store = JobStore.from_url(self.db_url, migrate_schema=self.migrate)
+            self._store = JobStore.from_url(
+                self.db_url, migrate_schema=self.migrate, policy=self.retry_policy()
+            )
         return self._store
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from submissions_pipeline.artifacts import ArtifactStore
 from submissions_pipeline.credentials import CredentialProvider
-from submissions_pipeline.domain import RetryPolicy
 from submissions_pipeline.runner.adapter import PortalAdapter
 from submissions_pipeline.store import JobStore
 from submissions_pipeline.store.job_store import utcnow
@@ -25,7 +24,6 @@ class RunnerDeps:
     adapters: dict[str, PortalAdapter]
     portal_urls: dict[str, str]
     home: Path
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], datetime] = utcnow
 
     def base_url(self, oem: str) -> str:

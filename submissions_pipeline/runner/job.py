@@ -358,7 +358,6 @@ async def _fail(
             failure,
             actor=a.worker_id,
             lease_owner=a.worker_id,
-            policy=deps.policy,
             rng=rng,
             duration_s=a.clock.elapsed_s,
         )

@@ -172,14 +172,22 @@ def _row_to_job(row: Row[Any]) -> Job:
 class JobStore:
     """Jobs, their events, and the pull queue, on SQLite or PostgreSQL."""
 
-    def __init__(self, engine: Engine, clock: Clock = utcnow):
+    def __init__(self, engine: Engine, clock: Clock = utcnow, policy: RetryPolicy | None = None):
         self.engine = engine
         self.clock = clock
+        #: The retry budget every failure routed through this store is held to.
+        self.policy = policy or RetryPolicy()
 
     @classmethod
-    def from_url(cls, url: str, clock: Clock = utcnow, migrate_schema: bool = True) -> JobStore:
+    def from_url(
+        cls,
+        url: str,
+        clock: Clock = utcnow,
+        migrate_schema: bool = True,
+        policy: RetryPolicy | None = None,
+    ) -> JobStore:
         """Open (and by default migrate) the store at a database URL."""
-        store = cls(make_engine(url), clock=clock)
+        store = cls(make_engine(url), clock=clock, policy=policy)
         if migrate_schema:
             store.migrate()
         return store
@@ -199,7 +207,7 @@ class JobStore:
         case: Case,
         *,
         actor: str = "crm",
-        max_attempts: int = 3,
+        max_attempts: int | None = None,
         now: datetime | None = None,
     ) -> EnqueueResult:
         """Create the job for a case, once.
@@ -231,7 +239,7 @@ class JobStore:
                         test_record=case.test_record,
                         state=S.QUEUED.value,
                         attempt=0,
-                        max_attempts=max_attempts,
+                        max_attempts=max_attempts or self.policy.max_attempts,
                         next_attempt_at=now,
                         submit_attempted=False,
                         submitted_by_automation=False,
@@ -468,7 +476,7 @@ class JobStore:
     ) -> tuple[Job, RoutingDecision]:
         """Route a failed attempt by its reason code and write the outcome atomically."""
         now = now or self.clock()
-        policy = policy or RetryPolicy()
+        policy = policy or self.policy
         rng = rng or Random()
         with self.engine.begin() as conn:
             job = self._locked(conn, job_id)
@@ -526,7 +534,7 @@ class JobStore:
         have been submitted goes to reconciliation: only a portal lookup can tell.
         """
         now = now or self.clock()
-        policy = policy or RetryPolicy()
+        policy = policy or self.policy
         reaped: list[Job] = []
         pick = (
             select(jobs)

@@ -82,7 +82,7 @@ def test_killed_worker_recovers_to_one_proven_submission(
     (reaped,) = store.reap_expired()
     assert reaped.state is (S.NEEDS_RECONCILIATION if reconciled else S.QUEUED)
 
-    runner_deps.policy = RetryPolicy(time_scale=0.001)
+    runner_deps.store.policy = RetryPolicy(time_scale=0.001)
     run_batch(quick_config(oem="northwind"), runner_deps)
 
     job = store.get(job_id)

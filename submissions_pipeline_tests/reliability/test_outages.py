@@ -32,7 +32,7 @@ def test_s3_unreachable_for_a_while_delays_evidence_but_never_resubmits(
         )
         store.ensure_bucket()
         runner_deps.artifacts = store
-        runner_deps.policy = RetryPolicy(time_scale=0.002)
+        runner_deps.store.policy = RetryPolicy(time_scale=0.002)
         job_id = runner_deps.store.enqueue(make_case(1, oem="aurora")).job_id
 
         proxy.down()

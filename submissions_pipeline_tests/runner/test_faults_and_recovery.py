@@ -42,7 +42,7 @@ def test_http_503_is_a_site_flake_scheduled_for_retry(oem, runner_deps, sandbox)
     assert out.reason_code is ReasonCode.SITE_HTTP_5XX and job.state is S.RETRY_SCHEDULED
     assert job.failure.screenshot_url and job.failure.last_step == "login"
     assert "failure.json" in job.failure.artifacts
-    lo, hi = runner_deps.policy.delay_bounds_s(1)
+    lo, hi = runner_deps.store.policy.delay_bounds_s(1)
     assert job.updated_at + timedelta(seconds=lo) <= job.next_attempt_at
     assert job.next_attempt_at <= job.updated_at + timedelta(seconds=hi)
     assert sandbox.ledger(oem) == []
@@ -134,7 +134,7 @@ def test_a_renamed_selector_is_an_adapter_bug_with_the_dom_kept(runner_deps, san
 def test_dropped_confirmation_is_reconciled_without_a_second_submission(
     oem, runner_deps, sandbox
 ):
-    runner_deps.policy = RetryPolicy(time_scale=0.01)  # reconcile 1.2 s later, not 2 min
+    runner_deps.store.policy = RetryPolicy(time_scale=0.01)  # reconcile 1.2 s later, not 2 min
     sandbox.configure(oem, drop_after_submit_rate=1.0)
     job_id = runner_deps.store.enqueue(make_case(1, oem=oem)).job_id
     first = only_outcome(run_batch(quick_config(), runner_deps))
