@@ -114,7 +114,7 @@ def error_class_counts(values: Iterable[str | ErrorClass | None]) -> dict[str, i
     """`failures_<error class>` -> count, for every class (zeros included)."""
     counts = {f"failures_{c.value}": 0 for c in ErrorClass}
     for v in values:
-        if v:
+        if isinstance(v, str) and v:  # a DataFrame column holds NaN, not None, for "no error"
             counts[f"failures_{ErrorClass(v).value}"] += 1
     return counts
 
@@ -123,7 +123,7 @@ def reason_summary(values: Iterable[str | None]) -> MetadataValue:
     """Reason codes and how often each occurred, most frequent first, as text."""
     counts: dict[str, int] = {}
     for v in values:
-        if v:
+        if isinstance(v, str) and v:  # skips NaN from DataFrame columns
             counts[v] = counts.get(v, 0) + 1
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return MetadataValue.text(", ".join(f"{k}: {n}" for k, n in ordered) or "none")

@@ -142,3 +142,16 @@ def test_the_production_instance_stores_runs_in_postgresql(
         assert instance.get_run_by_id(result.run_id).job_name == "submission_report_job"
     finally:
         instance.dispose()
+
+
+def test_outcome_metadata_ignores_missing_values_from_dataframe_columns():
+    import pandas as pd
+
+    from submissions_pipeline.assets.job_metrics import error_class_counts, reason_summary
+
+    df = pd.DataFrame(
+        {"error_class": ["site_flake", None, "adapter_bug"], "reason": [None, "x", "x"]}
+    )
+    counts = error_class_counts(df["error_class"])
+    assert counts["failures_site_flake"] == 1 and counts["failures_adapter_bug"] == 1
+    assert reason_summary(df["reason"]).value == "x: 2"
