@@ -36,6 +36,11 @@ test: install
 bench: install
 	$(VENV)/bin/submissions bench $(BENCH_ARGS)
 
+## soak: 1,000 jobs through the pipeline against faulty portals (SOAK_JOBS=N to change)
+SOAK_JOBS ?= 1000
+soak: install
+	$(VENV)/bin/submissions soak --jobs $(SOAK_JOBS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -264,8 +264,8 @@ class TemplatedPortalAdapter(PortalAdapter):
                     f"{self.oem} asks for a code; no TOTP secret configured",
                     reason=ReasonCode.MFA_REJECTED,
                 )
-            async with secret_section():
-                code = pyotp.TOTP(creds.totp_secret.get_secret_value()).now()
+            code = pyotp.TOTP(creds.totp_secret.get_secret_value()).now()
+            async with secret_section(code):
                 field = await self.require(page, sel.totp.field, "authentication code")
                 await field.fill(code)
                 await self.click_and_wait(page, sel.totp.submit, "verify code")

@@ -242,5 +242,24 @@ def bench(
     run_bench(plan, out or load_settings().home / "bench", default_pg_url(), echo=typer.echo)
 
 
+@app.command()
+def soak(
+    jobs: int = typer.Option(1000, help="Cases fed through the pipeline."),
+    context_cap: int = typer.Option(3, help="Contexts per worker."),
+    retry_time_scale: float = typer.Option(0.005, help="Retry delays scaled down by this."),
+    out: Path = typer.Option(Path("var/soak"), help="Report folder (report.json, chart.png)."),
+) -> None:
+    """Soak the real pipeline against faulty sandbox portals and judge it by the field notes."""
+    from sandbox.soak import SoakConfig, run_soak
+
+    report = run_soak(
+        SoakConfig(
+            jobs=jobs, context_cap=context_cap, retry_time_scale=retry_time_scale, out_dir=out
+        ),
+        echo=typer.echo,
+    )
+    raise typer.Exit(0 if report.passed else 1)
+
+
 if __name__ == "__main__":
     app()

@@ -297,6 +297,25 @@ def build_demo_cases(oem: str, per_oem: int, seed: int, today: date) -> list[Dem
     return cases
 
 
+def build_bulk_cases(
+    oem: str, count: int, seed: int, today: date, invalid_share: float = 0.02
+) -> list[DemoCase]:
+    """Many realistic cases for one OEM (soak, benchmark): valid ones and a small share with
+    one human mistake each. Case ids are `<prefix>-S000001`…, apart from the demo's."""
+    rng = Random(f"bulk:{seed}:{oem}")
+    prefix = case_prefix(oem)
+    cases: list[DemoCase] = []
+    for n in range(1, count + 1):
+        raw = _valid_record(oem, f"{prefix}-S{n:06d}", rng, today)
+        if rng.random() < invalid_share:
+            field, mistake = _MISTAKES[n % len(_MISTAKES)]
+            mistake(raw, rng)
+            cases.append(DemoCase(raw=raw, invalid_field=field))
+        else:
+            cases.append(DemoCase(raw=raw))
+    return cases
+
+
 def seed_demo_cases(
     crm: EmbeddedCrm,
     oems: Sequence[str] = SANDBOX_OEMS,

@@ -102,6 +102,7 @@ def route_failure(
     now: datetime,
     policy: RetryPolicy,
     rng: Random,
+    submit_attempted: bool = False,
 ) -> RoutingDecision:
     """Decide where a failure of attempt number `attempt` (1-based) goes.
 
@@ -110,6 +111,11 @@ def route_failure(
     failures. Adapter bugs are dead-lettered at once (retrying a broken selector only burns the
     budget) and raise an alert. Invalid data is returned to the CRM. An ambiguous submit is
     never retried blind: it goes to reconciliation, which looks the case up on the portal.
+
+    Once a job may be on the portal (`submit_attempted`), transient failures keep it in
+    reconciliation, with backoff, for `reconcile_attempts` more tries than a fresh submission
+    gets: a lookup can never submit twice, and a case the portal already holds should not end
+    in front of a human because one lookup met a 503.
     """
     cls = reason.error_class
     if cls is E.INVALID_DATA:
@@ -119,6 +125,10 @@ def route_failure(
     if cls is E.ADAPTER_BUG:
         return RoutingDecision(Route.DEAD_LETTER, SubmissionState.DEAD_LETTERED, None, True, False)
     if cls is E.AMBIGUOUS_SUBMIT:
+        if attempt >= policy.max_attempts + policy.reconcile_attempts:
+            return RoutingDecision(
+                Route.DEAD_LETTER, SubmissionState.DEAD_LETTERED, None, True, False
+            )
         return RoutingDecision(
             Route.RECONCILE,
             SubmissionState.NEEDS_RECONCILIATION,
@@ -127,6 +137,16 @@ def route_failure(
             False,
         )
     halt = cls is E.AUTH_FAILURE
+    if submit_attempted and cls in (E.SITE_FLAKE, E.INFRASTRUCTURE, E.MISSING_EVIDENCE):
+        if attempt < policy.max_attempts + policy.reconcile_attempts:
+            return RoutingDecision(
+                Route.RECONCILE,
+                SubmissionState.NEEDS_RECONCILIATION,
+                policy.next_attempt_at(attempt, now, rng),
+                False,
+                False,
+            )
+        return RoutingDecision(Route.DEAD_LETTER, SubmissionState.DEAD_LETTERED, None, True, False)
     if not policy.may_retry(attempt):
         return RoutingDecision(Route.DEAD_LETTER, SubmissionState.DEAD_LETTERED, None, True, halt)
     return RoutingDecision(

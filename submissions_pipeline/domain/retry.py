@@ -22,6 +22,9 @@ class RetryPolicy(BaseModel):
     max_backoff_s: float = Field(1800.0, ge=0, description="Cap on the exponential part.")
     jitter_min_s: float = Field(120.0, ge=0, description="Lower bound of the added jitter.")
     jitter_max_s: float = Field(600.0, ge=0, description="Upper bound of the added jitter.")
+    reconcile_attempts: int = Field(
+        3, ge=0, description="Extra attempts a job that may be on the portal gets for lookups."
+    )
     reconcile_delay_s: float = Field(
         120.0, ge=0, description="Wait before looking up an ambiguous submit on the portal."
     )

@@ -47,7 +47,9 @@ TRANSITIONS: dict[SubmissionState, frozenset[SubmissionState]] = {
     ),
     # The evidence check found the stored proof incomplete or corrupt: re-prove it through the
     # portal's lookup (retry), or park it when the attempt budget is spent.
-    S.EVIDENCE_STORED: frozenset({S.CRM_UPDATED, S.RETRY_SCHEDULED, S.DEAD_LETTERED}),
+    S.EVIDENCE_STORED: frozenset(
+        {S.CRM_UPDATED, S.RETRY_SCHEDULED, S.NEEDS_RECONCILIATION, S.DEAD_LETTERED}
+    ),
     S.RETRY_SCHEDULED: frozenset({S.RUNNING, S.DEAD_LETTERED, S.FAILED_TERMINAL}),
     # Claimed by a worker that looks the case up on the portal before anything else.
     S.NEEDS_RECONCILIATION: frozenset({S.RUNNING, S.DEAD_LETTERED}),

@@ -12,8 +12,9 @@ from pydantic import BaseModel
 from submissions_pipeline.credentials import DealerCredentials
 from submissions_pipeline.domain import Case
 
-#: Wraps the typing of credentials so the trace never records them (see EvidenceRecorder).
-SecretSection = Callable[[], AbstractAsyncContextManager[None]]
+#: Wraps the typing of credentials so the trace never records them (see EvidenceRecorder); pass
+#: values that exist only for the moment (a one-time code) to have them redacted too.
+SecretSection = Callable[..., AbstractAsyncContextManager[None]]
 
 
 class LookupResult(BaseModel):

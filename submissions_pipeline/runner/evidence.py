@@ -7,6 +7,7 @@ import json
 import mimetypes
 import shutil
 import tempfile
+import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from pathlib import Path
 from playwright.async_api import BrowserContext, Page
 
 from submissions_pipeline.artifacts import ArtifactStore
-from submissions_pipeline.credentials import redact
+from submissions_pipeline.credentials import redact, redact_bytes
 from submissions_pipeline.domain import FailureObject, Job
 from submissions_pipeline.domain.evidence import EvidenceItem, EvidenceManifest
 from submissions_pipeline.failpoints import failpoint
@@ -50,8 +51,11 @@ class EvidenceRecorder:
         self._tracing = True
 
     @asynccontextmanager
-    async def secret_section(self) -> AsyncIterator[None]:
-        """Pause the trace while credentials are typed, so no password or code is recorded."""
+    async def secret_section(self, *values: str) -> AsyncIterator[None]:
+        """Pause the trace while credentials are typed, and redact `values` (one-time codes)
+        with the known secrets from everything stored. Network entries can land in the next
+        trace chunk, so every trace archive is also scrubbed when its chunk closes."""
+        self.secrets.extend(v for v in values if v)
         if not self._tracing or self._context is None:
             yield
             return
@@ -69,7 +73,19 @@ class EvidenceRecorder:
         await self._context.tracing.stop_chunk(path=str(path))
         self._tracing = False
         if path.exists() and path.stat().st_size > 0:
+            self._scrub_archive(path)
             self.files[path.name] = path
+
+    def _scrub_archive(self, path: Path) -> None:
+        """Rewrite a trace archive with every secret redacted from every member."""
+        scrubbed = path.with_suffix(".scrubbed")
+        with (
+            zipfile.ZipFile(path) as src,
+            zipfile.ZipFile(scrubbed, "w", zipfile.ZIP_DEFLATED) as dst,
+        ):
+            for info in src.infolist():
+                dst.writestr(info, redact_bytes(src.read(info), self.secrets))
+        scrubbed.replace(path)
 
     async def finish_trace(self) -> None:
         """Close the last trace chunk (call before the context closes)."""

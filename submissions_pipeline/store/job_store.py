@@ -481,7 +481,9 @@ class JobStore:
         with self.engine.begin() as conn:
             job = self._locked(conn, job_id)
             self._check_caller(job, None, lease_owner)
-            decision = route_failure(failure.reason_code, job.attempt, now, policy, rng)
+            decision = route_failure(
+                failure.reason_code, job.attempt, now, policy, rng, job.submit_attempted
+            )
             failure = failure.model_copy(
                 update={
                     "job_id": job.job_id,
@@ -595,7 +597,13 @@ class JobStore:
                 raise StaleState(f"job {job_id} is {job.state}, not a terminal failure")
             row = self._cas(conn, job, {"crm_synced_at": now, "updated_at": now})
             self._event(
-                conn, job_id, "milestone", job.state, job.state, actor, now,
+                conn,
+                job_id,
+                "milestone",
+                job.state,
+                job.state,
+                actor,
+                now,
                 step=Step.CRM_UPDATED.value,
             )
             return row

@@ -102,3 +102,17 @@ def test_ambiguous_submit_is_looked_up_after_a_short_delay_not_retried():
     # even on the last attempt: the portal may hold it, so only a lookup decides
     assert d.route is Route.RECONCILE
     assert d.next_attempt_at == NOW + timedelta(minutes=2)
+
+
+def test_a_job_the_portal_may_hold_keeps_reconciling_through_flakes_then_dead_letters():
+    policy = RetryPolicy()
+    rng = Random(3)
+    for attempt in range(1, 6):
+        d = route_failure(ReasonCode.SITE_HTTP_5XX, attempt, NOW, policy, rng, True)
+        assert d.next_state is SubmissionState.NEEDS_RECONCILIATION and not d.alert
+        assert d.next_attempt_at > NOW  # with backoff, like any retry
+    last = route_failure(ReasonCode.SITE_HTTP_5XX, 6, NOW, policy, rng, True)
+    assert last.next_state is SubmissionState.DEAD_LETTERED and last.alert
+    # an adapter bug is still an adapter bug
+    bug = route_failure(ReasonCode.SELECTOR_NOT_FOUND, 1, NOW, policy, rng, True)
+    assert bug.next_state is SubmissionState.DEAD_LETTERED

@@ -39,7 +39,7 @@ def test_s3_unreachable_for_a_while_delays_evidence_but_never_resubmits(
         run_batch(quick_config(), runner_deps)
         job = runner_deps.store.get(job_id)
         assert job.reason_code is ReasonCode.STORAGE_UNAVAILABLE
-        assert job.state is S.RETRY_SCHEDULED and job.submit_attempted
+        assert job.state is S.NEEDS_RECONCILIATION and job.submit_attempted
         assert len(sandbox.ledger("aurora")) == 1
 
         proxy.up()

@@ -1,0 +1,458 @@
+"""The soak: N jobs through the real pipeline against faulty sandbox portals, judged by the notes.
+
+The field notes' bar: about 1,000 jobs, terminal fail rate < 3 %, p95 job time < 5 min, pods
+that die lose no history, humans see only terminal failures. This drives the Dagster nightly
+job (crm_cases → submission_runs → evidence_bundles → crm_updates) per OEM partition in rounds
+until every case is settled, with 5xx, latency, pop-ups, dropped confirmations and a few invalid
+cases switched on, and retry delays scaled down so it finishes in minutes. It then checks the
+outcome against the job store, the CRM, the portals' ledgers and every stored artifact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+#: Portal knobs of the soak: the notes' failure modes at rates a bad night might show.
+DEFAULT_FAULTS: dict[str, Any] = {
+    "error_rate": 0.02,
+    "latency_ms": 20,
+    "search_latency_s": 0.3,
+    "popup_rate": 0.1,
+    "drop_after_submit_rate": 0.02,
+    "garbage_rate": 0.005,
+    "seed": 7,
+}
+
+
+class SoakConfig(BaseModel):
+    """How big and how hostile the soak is."""
+
+    jobs: int = Field(1000, ge=1, description="Cases fed to the CRM (valid and invalid).")
+    oems: list[str] | None = Field(None, description="OEMs to spread them over (all).")
+    invalid_share: float = Field(0.02, ge=0, le=1, description="Cases with a human mistake.")
+    faults: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_FAULTS))
+    retry_time_scale: float = Field(
+        0.005, gt=0, description="Multiplies retry delays (4-12 min become 1.2-3.6 s)."
+    )
+    context_cap: int = Field(3, ge=1, description="Contexts per worker.")
+    workers: int = Field(1, ge=1, description="Worker ops (one Chromium each) per run.")
+    max_rounds: int = Field(12, ge=1, description="Nightly runs per OEM at most.")
+    time_limit_s: float = Field(3 * 3600, gt=0)
+    seed: int = 7
+    out_dir: Path = Field(default_factory=lambda: Path("var/soak"))
+
+
+class SoakCriteria(BaseModel):
+    """The notes' pass/fail lines."""
+
+    max_fail_rate: float = 0.03
+    max_p95_job_s: float = 300.0
+
+
+class SoakReport(BaseModel):
+    """What the soak measured, and whether it passed."""
+
+    config: SoakConfig
+    started_at: datetime
+    wall_s: float
+    rounds: int
+    dagster_runs: int
+    failed_runs: int
+    cases: int
+    invalid_cases: int
+    jobs: int
+    states: dict[str, int]
+    terminal_fail_rate: float
+    p50_job_s: float | None
+    p95_job_s: float | None
+    p95_end_to_end_s: float | None
+    jobs_per_hour: float
+    retries: int
+    dead_letters: int
+    reconciliations: int
+    reconciled_from_lookup: int
+    failures_by_reason: dict[str, int]
+    duplicates: int
+    orphans: int
+    unsettled: int
+    crm_mismatches: list[str]
+    secrets_found: list[str]
+    artifacts_scanned: int
+    passed: bool
+    problems: list[str]
+
+    def render(self) -> str:
+        """The console summary."""
+        lines = [
+            f"soak: {self.jobs} jobs ({self.cases} cases, {self.invalid_cases} invalid) in "
+            f"{self.wall_s / 60:.1f} min, {self.rounds} round(s), {self.dagster_runs} Dagster "
+            f"runs ({self.failed_runs} failed)",
+            f"  terminal fail rate   {self.terminal_fail_rate:.2%}  (limit 3 %)",
+            f"  p95 job time         {_fmt_s(self.p95_job_s)}  (limit 5 min); p50 "
+            f"{_fmt_s(self.p50_job_s)}; p95 end to end {_fmt_s(self.p95_end_to_end_s)}",
+            f"  throughput           {self.jobs_per_hour:.0f} jobs/hour",
+            f"  retries {self.retries} · dead letters {self.dead_letters} · reconciliations "
+            f"{self.reconciliations} ({self.reconciled_from_lookup} proven by lookup) · unsettled "
+            f"{self.unsettled}",
+            f"  duplicates (ledger)  {self.duplicates} · orphans {self.orphans} · CRM mismatches "
+            f"{len(self.crm_mismatches)} · secrets in {self.artifacts_scanned} artifacts: "
+            f"{len(self.secrets_found)}",
+            f"  final states         {json.dumps(self.states)}",
+            f"  failures by reason   {json.dumps(self.failures_by_reason)}",
+            "PASSED" if self.passed else "FAILED: " + "; ".join(self.problems),
+        ]
+        return "\n".join(lines)
+
+
+def _fmt_s(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f} s"
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    from submissions_pipeline.store.job_store import percentile
+
+    return percentile(values, q)
+
+
+def seed_soak_cases(db_url: str, cfg: SoakConfig, oems: list[str]) -> tuple[int, int]:
+    """Feed the CRM `cfg.jobs` cases spread over the OEMs; returns (cases, invalid)."""
+    from submissions_pipeline.crm import EmbeddedCrm
+    from submissions_pipeline.crm.seed import build_bulk_cases
+
+    crm = EmbeddedCrm.from_url(db_url)
+    cases = invalid = 0
+    try:
+        per = {
+            oem: cfg.jobs // len(oems) + (i < cfg.jobs % len(oems)) for i, oem in enumerate(oems)
+        }
+        for oem, count in per.items():
+            for case in build_bulk_cases(oem, count, cfg.seed, date.today(), cfg.invalid_share):
+                crm.add_case(case.raw)
+                cases += 1
+                invalid += case.invalid_field is not None
+    finally:
+        crm.dispose()
+    return cases, invalid
+
+
+def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport:
+    """Run the soak in a fresh home under `cfg.out_dir` and write report.json and chart.png."""
+    from dagster import DagsterInstance
+
+    import adapters
+
+    oems = list(cfg.oems or adapters.oem_keys())
+    home = (cfg.out_dir / "home").resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    saved = {
+        k: os.environ.get(k) for k in ("SUBMISSIONS_HOME", "SUBMISSIONS_DB_URL", "DAGSTER_HOME")
+    }
+    os.environ["SUBMISSIONS_HOME"] = str(home)
+    os.environ.pop("SUBMISSIONS_DB_URL", None)
+    os.environ.pop("DAGSTER_HOME", None)
+    try:
+        from submissions_pipeline.assets.partitions import NIGHTLY_JOB_NAME, OEM_TAG, TRIGGER_TAG
+        from submissions_pipeline.assets.runs import BROWSER_POOL
+        from submissions_pipeline.definitions import build_definitions, dev_resources
+        from submissions_pipeline.pipeline import QUIET_LOGS, demo_environment
+        from submissions_pipeline.resources import JobStoreResource
+        from submissions_pipeline.settings import load_settings
+        from submissions_pipeline.store import JobStore
+
+        settings = load_settings()
+        cases, invalid = seed_soak_cases(settings.db_url, cfg, oems)
+        echo(f"soak: {cases} cases ({invalid} invalid) for {', '.join(oems)}; faults {cfg.faults}")
+        started = datetime.now(UTC)
+        t0 = time.monotonic()
+        runs = failed_runs = rounds = 0
+        with demo_environment(oems, sandbox_knobs=cfg.faults) as demo:
+            instance = DagsterInstance.get()
+            instance.event_log_storage.set_concurrency_slots(BROWSER_POOL, cfg.workers)
+            resources = dev_resources(
+                portal_urls=demo.portal_urls, credentials_file=str(demo.credentials_file)
+            )
+            resources["job_store"] = JobStoreResource(
+                db_url=settings.db_url, retry_time_scale=cfg.retry_time_scale
+            )
+            job = build_definitions(resources).resolve_job_def(NIGHTLY_JOB_NAME)
+            run_config = {
+                **QUIET_LOGS,
+                "ops": {
+                    "submission_runs": {
+                        "ops": {
+                            "plan_workers": {
+                                "config": {
+                                    "max_jobs": 100_000,
+                                    "workers": cfg.workers,
+                                    "context_cap": cfg.context_cap,
+                                    "jobs_per_worker": 25,
+                                }
+                            }
+                        }
+                    }
+                },
+            }
+            store = JobStore.from_url(settings.db_url, migrate_schema=False)
+            while rounds < cfg.max_rounds and time.monotonic() - t0 < cfg.time_limit_s:
+                rounds += 1
+                store.reap_expired(actor="soak:reaper")
+                for oem in oems:
+                    result = job.execute_in_process(
+                        partition_key=oem,
+                        instance=instance,
+                        raise_on_error=False,
+                        run_config=run_config,
+                        tags={OEM_TAG: oem, TRIGGER_TAG: "soak"},
+                    )
+                    runs += 1
+                    failed_runs += not result.success
+                settled, wait_s = _settled(store)
+                states = Counter(j.state.value for j in store.list_jobs())
+                elapsed_min = (time.monotonic() - t0) / 60
+                echo(f"  round {rounds}: {json.dumps(states)} after {elapsed_min:.1f} min")
+                if settled:
+                    break
+                if wait_s > 0:
+                    time.sleep(min(wait_s, 60))
+            ledgers = {oem: len(demo_ledger_duplicates(demo, oem)) for oem in oems}
+            report = _report(
+                cfg,
+                settings,
+                store,
+                started,
+                time.monotonic() - t0,
+                rounds,
+                runs,
+                failed_runs,
+                cases,
+                invalid,
+                sum(ledgers.values()),
+            )
+            store.dispose()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.out_dir / "report.json").write_text(report.model_dump_json(indent=2))
+    _chart(home, cfg.out_dir / "chart.png")
+    echo(report.render())
+    echo(f"report: {cfg.out_dir / 'report.json'} · chart: {cfg.out_dir / 'chart.png'}")
+    return report
+
+
+def demo_ledger_duplicates(demo: Any, oem: str) -> list[Any]:
+    """Cases the portal received more than once (read over its admin API)."""
+    import requests
+
+    url = demo.portal_urls[oem].rstrip("/") + "/__admin/ledger/duplicates"
+    return list(requests.get(url, timeout=10).json())
+
+
+def _settled(store: Any) -> tuple[bool, float]:
+    """Whether every job reached a terminal state, and how long until the next one is due."""
+    from submissions_pipeline.domain import TERMINAL_STATES
+
+    pending = [j for j in store.list_jobs() if j.state not in TERMINAL_STATES]
+    if not pending:
+        return True, 0.0
+    now = datetime.now(UTC)
+    due = [j.next_attempt_at for j in pending if j.next_attempt_at is not None]
+    wait = min(((d - now).total_seconds() for d in due), default=0.0)
+    return False, max(0.0, wait)
+
+
+def _report(
+    cfg: SoakConfig,
+    settings: Any,
+    store: Any,
+    started: datetime,
+    wall_s: float,
+    rounds: int,
+    runs: int,
+    failed_runs: int,
+    cases: int,
+    invalid: int,
+    duplicates: int,
+) -> SoakReport:
+    from submissions_pipeline.crm import CrmStatus, EmbeddedCrm
+    from submissions_pipeline.domain import TERMINAL_STATES
+    from submissions_pipeline.domain import SubmissionState as S
+
+    store.reap_expired(actor="soak:reaper")
+    jobs = store.list_jobs()
+    events = store.events()
+    states = Counter(j.state.value for j in jobs)
+    failed = sum(j.state in (S.FAILED_TERMINAL, S.DEAD_LETTERED) for j in jobs)
+    durations = [j.duration_s for j in jobs if j.duration_s is not None]
+    e2e = [
+        (j.finished_at - j.created_at).total_seconds() for j in jobs if j.finished_at is not None
+    ]
+    transitions = [e for e in events if e.kind == "transition"]
+    # Orphans: held by nobody alive (the reaper just ran) or proven but never sent to the CRM.
+    orphans = sum(j.state in (S.RUNNING, S.SUBMITTED, S.EVIDENCE_STORED) for j in jobs)
+    unsettled = sum(j.state not in TERMINAL_STATES for j in jobs)
+
+    crm = EmbeddedCrm.from_url(settings.db_url, migrate_schema=False)
+    mismatches: list[str] = []
+    try:
+        by_case = {c.case_id: c for c in crm.list_cases()}
+        for j in jobs:
+            c = by_case.get(j.case_id)
+            if j.state is S.CRM_UPDATED and (
+                c is None
+                or c.status is not CrmStatus.SUBMITTED
+                or c.reference != j.reference
+                or not c.submitted_by_automation
+            ):
+                mismatches.append(
+                    f"{j.case_id}: job {j.state} ref {j.reference}, CRM {c and c.status}"
+                )
+            if j.state in (S.FAILED_TERMINAL, S.DEAD_LETTERED) and (
+                c is None or c.status is CrmStatus.SUBMITTED or j.crm_synced_at is None
+            ):
+                mismatches.append(f"{j.case_id}: terminal failure not posted to the CRM")
+        invalid_in_crm = sum(c.status is CrmStatus.INVALID_DATA for c in by_case.values())
+    finally:
+        crm.dispose()
+
+    secrets, scanned = scan_for_secrets(settings.home / "artifacts", _secret_values(settings))
+    fail_rate = failed / len(jobs) if jobs else 0.0
+    p95 = _percentile(durations, 95)
+    criteria = SoakCriteria()
+    problems = []
+    if fail_rate >= criteria.max_fail_rate:
+        problems.append(f"fail rate {fail_rate:.2%} >= 3 %")
+    if p95 is None or p95 >= criteria.max_p95_job_s:
+        problems.append(f"p95 job time {_fmt_s(p95)} >= 5 min")
+    if duplicates:
+        problems.append(f"{duplicates} case(s) submitted twice")
+    if orphans:
+        problems.append(f"{orphans} orphaned job(s)")
+    if unsettled:
+        problems.append(f"{unsettled} job(s) still waiting for a retry when the soak stopped")
+    if mismatches:
+        problems.append(f"{len(mismatches)} CRM mismatch(es)")
+    if secrets:
+        problems.append(f"secrets found in {len(secrets)} artifact(s)")
+    if invalid_in_crm != invalid:
+        problems.append(f"{invalid} invalid cases fed, {invalid_in_crm} returned as invalid")
+    return SoakReport(
+        config=cfg,
+        started_at=started,
+        wall_s=round(wall_s, 1),
+        rounds=rounds,
+        dagster_runs=runs,
+        failed_runs=failed_runs,
+        cases=cases,
+        invalid_cases=invalid,
+        jobs=len(jobs),
+        states=dict(states),
+        terminal_fail_rate=round(fail_rate, 4),
+        p50_job_s=_percentile(durations, 50),
+        p95_job_s=p95,
+        p95_end_to_end_s=_percentile(e2e, 95),
+        jobs_per_hour=round(len(jobs) / wall_s * 3600, 1) if wall_s else 0.0,
+        retries=sum(e.to_state is S.RETRY_SCHEDULED for e in transitions),
+        dead_letters=states.get(S.DEAD_LETTERED.value, 0),
+        reconciliations=sum(e.to_state is S.NEEDS_RECONCILIATION for e in transitions),
+        reconciled_from_lookup=sum(bool((j.evidence or {}).get("reconciled")) for j in jobs),
+        failures_by_reason=dict(
+            Counter(
+                j.reason_code.value
+                for j in jobs
+                if j.reason_code and j.state in (S.FAILED_TERMINAL, S.DEAD_LETTERED)
+            )
+        ),
+        duplicates=duplicates,
+        orphans=orphans,
+        unsettled=unsettled,
+        crm_mismatches=mismatches[:50],
+        secrets_found=secrets[:50],
+        artifacts_scanned=scanned,
+        passed=not problems,
+        problems=problems,
+    )
+
+
+def _secret_values(settings: Any) -> list[str]:
+    from submissions_pipeline.credentials import JsonCredentialProvider
+
+    path = settings.home / "sandbox-credentials.json"
+    return JsonCredentialProvider(json.loads(path.read_text())).all_secrets()
+
+
+def scan_for_secrets(root: Path, secrets: list[str]) -> tuple[list[str], int]:
+    """Every artifact (trace archives opened) searched for every secret; (hits, files scanned)."""
+    hits: list[str] = []
+    scanned = 0
+    needles = [s.encode() for s in secrets if s]
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        blobs = [data]
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                blobs = [z.read(n) for n in z.namelist()]
+        scanned += 1
+        if any(n in b for b in blobs for n in needles):
+            hits.append(str(path))
+    return hits, scanned
+
+
+def _chart(home: Path, out: Path) -> None:
+    """Job time distribution and outcomes over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from submissions_pipeline.settings import Settings
+    from submissions_pipeline.store import JobStore
+
+    store = JobStore.from_url(
+        Settings(home=home, db_url=f"sqlite:///{home / 'submissions.db'}").db_url,
+        migrate_schema=False,
+    )
+    jobs = store.list_jobs()
+    store.dispose()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    durations = [j.duration_s for j in jobs if j.duration_s is not None]
+    left.hist(durations, bins=40, color="#2b6cb0")
+    left.set_title("Job time (last attempt)")
+    left.set_xlabel("seconds")
+    left.set_ylabel("jobs")
+    finished = sorted((j.finished_at, j.state.value) for j in jobs if j.finished_at)
+    if finished:
+        t0 = min(j.created_at for j in jobs)
+        series: dict[str, list[tuple[float, int]]] = {}
+        counts: Counter[str] = Counter()
+        for at, state in finished:
+            counts[state] += 1
+            series.setdefault(state, []).append(((at - t0).total_seconds() / 60, counts[state]))
+        for state, points in sorted(series.items()):
+            xs, ys = zip(*points, strict=True)
+            right.step(xs, ys, where="post", label=state)
+        right.legend()
+    right.set_title("Outcomes over time (cumulative)")
+    right.set_xlabel("minutes since the first case")
+    right.set_ylabel("jobs")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
