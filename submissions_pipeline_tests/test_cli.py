@@ -25,9 +25,20 @@ def test_run_batch_submits_queued_cases_outside_dagster(sandbox, tmp_path):
         "SUBMISSIONS_CREDENTIALS": json.dumps(credentials_document(["aurora"])),
     }
     out = subprocess.run(
-        [sys.executable, "-m", "submissions_pipeline.cli", "run-batch", "--oem", "aurora",
-         "--video", "off"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "submissions_pipeline.cli",
+            "run-batch",
+            "--oem",
+            "aurora",
+            "--video",
+            "off",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     job = store.get(job_id)

@@ -131,9 +131,7 @@ def test_a_renamed_selector_is_an_adapter_bug_with_the_dom_kept(runner_deps, san
 
 
 @pytest.mark.parametrize("oem", ["northwind", "aurora", "kestrel"])
-def test_dropped_confirmation_is_reconciled_without_a_second_submission(
-    oem, runner_deps, sandbox
-):
+def test_dropped_confirmation_is_reconciled_without_a_second_submission(oem, runner_deps, sandbox):
     runner_deps.store.policy = RetryPolicy(time_scale=0.01)  # reconcile 1.2 s later, not 2 min
     sandbox.configure(oem, drop_after_submit_rate=1.0)
     job_id = runner_deps.store.enqueue(make_case(1, oem=oem)).job_id
