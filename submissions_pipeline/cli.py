@@ -94,7 +94,7 @@ def run_batch_command(
     max_jobs: int = typer.Option(50, help="Stop after this many attempts."),
     context_cap: int = typer.Option(3, help="Concurrent browser contexts."),
     headed: bool = typer.Option(False, help="Show the browser (needs a display)."),
-    video: str = typer.Option("retain-on-failure", help="off | retain-on-failure | on"),
+    video: str = typer.Option("on-retry", help="off | on-retry | retain-on-failure | on"),
     dry_run: bool = typer.Option(False, help="Report what is due; claim nothing."),
     lease_s: float = typer.Option(180.0, help="Lease per claimed job; heartbeats renew it."),
 ) -> None:

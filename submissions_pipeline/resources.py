@@ -203,9 +203,10 @@ class BrowserResource(ConfigurableResource):
         True, description="DOM snapshots in traces from the second attempt on (they cost ~22 %)."
     )
     video: str = Field(
-        "retain-on-failure",
-        pattern="^(off|retain-on-failure|on)$",
-        description="off | retain-on-failure (keep on failure and a sample) | on",
+        "on-retry",
+        pattern="^(off|on-retry|retain-on-failure|on)$",
+        description="off | on-retry (retries and a sample) | retain-on-failure (every attempt "
+        "recorded, kept on failure and a sample) | on",
     )
     video_sample_rate: float = Field(
         0.05, ge=0, le=1, description="Share of successful attempts whose video is kept."

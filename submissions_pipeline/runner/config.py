@@ -73,17 +73,31 @@ class StepBudgets(BaseModel):
 class EvidenceSettings(BaseModel):
     """What proof each attempt keeps. Cheap by default; rich where it pays (STYLE, point 10)."""
 
+    def records_video(self, attempt: int, sampled: bool) -> bool:
+        """Whether this attempt's context records video at all."""
+        if self.video == "off":
+            return False
+        if self.video == "on-retry":
+            return attempt > 1 or sampled
+        return True
+
+    def keeps_video(self, failed: bool, sampled: bool) -> bool:
+        """Whether a recorded video is stored: always on failure, on success when sampled."""
+        return self.video == "on" or failed or sampled
+
     trace: bool = Field(True, description="Record a Playwright trace of every attempt.")
     trace_snapshots_on_retry: bool = Field(
         True, description="DOM snapshots in the trace from the second attempt on (-22 % if always)."
     )
     video: str = Field(
-        "retain-on-failure",
-        pattern="^(off|retain-on-failure|on)$",
-        description="off | retain-on-failure (record, keep on failure or sample) | on",
+        "on-retry",
+        pattern="^(off|on-retry|retain-on-failure|on)$",
+        description="off | on-retry (record retries and a sampled share of first attempts, "
+        "keep on failure or sample; recording costs ~1/3 of a job's CPU) | retain-on-failure "
+        "(record every attempt, keep on failure or sample) | on (record and keep all)",
     )
     video_sample_rate: float = Field(
-        0.05, ge=0, le=1, description="Share of successful attempts whose video is kept."
+        0.05, ge=0, le=1, description="Share of first attempts recorded and kept on success."
     )
     video_size: tuple[int, int] = (800, 600)
 

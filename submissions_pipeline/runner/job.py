@@ -97,6 +97,7 @@ class _Attempt:
         self.reference: str | None = None
         self.reconciled = False
         self.awaiting_confirmation = False
+        self.sampled = False  # this attempt is in the sampled share (video kept on success)
 
     async def milestone(self, step: Step) -> None:
         self.log.append(f"{self.clock.elapsed_s:7.2f}s {step.value}")
@@ -146,6 +147,7 @@ async def process_job(
         rich_trace=job.attempt > 1 and cfg.evidence.trace_snapshots_on_retry,
     )
     jc: JobContext | None = None
+    a.sampled = rng.random() < cfg.evidence.video_sample_rate
     beat = asyncio.ensure_future(_heartbeat(deps, job.job_id, worker_id, cfg.lease_s))
     try:
         try:
@@ -155,7 +157,7 @@ async def process_job(
                 )
             async with asyncio.timeout(cfg.budgets.job_s):
                 jc = await worker.open_context(
-                    record_video=cfg.evidence.video != "off",
+                    record_video=cfg.evidence.records_video(job.attempt, a.sampled),
                     storage_state=sessions.get(job.oem, job.dealer_id),
                 )
                 page = jc.page
@@ -214,7 +216,7 @@ async def process_job(
                 await rec.finish_trace()
             video = await worker.close_context(jc)
             jc = None
-            if cfg.evidence.video == "on" or rng.random() < cfg.evidence.video_sample_rate:
+            if cfg.evidence.keeps_video(failed=False, sampled=a.sampled):
                 rec.add_video(video)
             rec.add_step_log(a.clock.timings, a.log)
             async with a.clock.step("evidence_upload"):
@@ -316,8 +318,8 @@ async def _fail(
     await rec.finish_trace()
     if jc is not None:
         video = await worker.close_context(jc)
-        if a.cfg.evidence.video != "off":  # failures keep their video
-            rec.add_video(video)
+        if a.cfg.evidence.keeps_video(failed=True, sampled=a.sampled):
+            rec.add_video(video)  # None when this attempt recorded none
     failure = FailureObject.of(
         failure_exc.reason,
         redact(failure_exc.message, secrets),

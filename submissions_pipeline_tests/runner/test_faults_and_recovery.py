@@ -287,3 +287,18 @@ def test_database_connections_dropped_mid_batch_lose_nothing(runner_deps, sandbo
     assert {j.state for j in jobs} == {S.EVIDENCE_STORED}
     assert sandbox.duplicates("northwind") == [] and len(sandbox.ledger("northwind")) == 6
     runner_deps.store.dispose()
+
+
+def test_by_default_video_is_recorded_on_retries_not_on_every_first_attempt(
+    runner_deps, sandbox
+):
+    runner_deps.store.policy = RetryPolicy(time_scale=0.0005)
+    sandbox.configure("northwind", error_rate=1.0)
+    job_id = runner_deps.store.enqueue(make_case(1)).job_id
+    cfg = quick_config(evidence=EvidenceSettings(video_sample_rate=0.0))
+    run_batch(cfg, runner_deps)
+    assert "video.webm" not in runner_deps.store.get(job_id).failure.artifacts
+    time.sleep(0.5)
+    run_batch(cfg, runner_deps)  # the retry records, and keeps its failure's video
+    job = runner_deps.store.get(job_id)
+    assert job.attempt == 2 and "video.webm" in job.failure.artifacts
