@@ -289,9 +289,7 @@ def test_database_connections_dropped_mid_batch_lose_nothing(runner_deps, sandbo
     runner_deps.store.dispose()
 
 
-def test_by_default_video_is_recorded_on_retries_not_on_every_first_attempt(
-    runner_deps, sandbox
-):
+def test_by_default_video_is_recorded_on_retries_not_on_every_first_attempt(runner_deps, sandbox):
     runner_deps.store.policy = RetryPolicy(time_scale=0.0005)
     sandbox.configure("northwind", error_rate=1.0)
     job_id = runner_deps.store.enqueue(make_case(1)).job_id
