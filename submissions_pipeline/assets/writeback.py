@@ -25,6 +25,7 @@ from submissions_pipeline.assets.job_metrics import evidence_links, markdown_tab
 from submissions_pipeline.assets.partitions import oem_partitions, run_actor
 from submissions_pipeline.crm import CrmClient, CrmConflict, CrmStatus
 from submissions_pipeline.domain import Job, Step, SubmissionState
+from submissions_pipeline.failpoints import failpoint
 from submissions_pipeline.resources import ArtifactStoreResource, CrmResource, JobStoreResource
 from submissions_pipeline.store import JobStore, StaleState
 
@@ -59,16 +60,9 @@ def read_bundle(job: Job, artifacts: ArtifactStore) -> EvidenceBundle | None:
 
 
 def mark_crm_synced(store: JobStore, job: Job, actor: str) -> None:
-    """Record that a terminal failure was posted, where the store offers a way to.
-
-    Without it the failure is posted again by the next run, which the CRM's idempotent
-    write-back turns into a no-op.
-    """
-    mark = getattr(store, "mark_crm_synced", None)
-    if mark is None:
-        return
+    """Record that a terminal failure was posted (a job moved on meanwhile is left alone)."""
     with contextlib.suppress(StaleState):
-        mark(job.job_id, actor=actor)
+        store.mark_crm_synced(job.job_id, actor=actor)
 
 
 def release_verdict(store: JobStore, oem: str, run_id: str) -> tuple[str, int]:
@@ -130,6 +124,7 @@ def crm_updates(
             context.log.warning(f"{job.case_id}: {conflict}")
             rows.append({**row, "note": conflict})
             continue
+        failpoint("during_crm_write")  # the CRM has it, the job is not yet crm_updated
         try:
             job = store.transition(
                 job.job_id,
