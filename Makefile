@@ -31,8 +31,8 @@ ui: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## bench: the benchmark against raw-Playwright baselines, quick (< 10 min on 2 cores);
-## BENCH_ARGS=--full for the whole matrix (about two hours). Writes var/bench/latest.{json,png,md}
+## bench: the benchmark against raw-Playwright baselines, quick (~7 min on 2 quiet cores);
+## BENCH_ARGS=--full for the whole matrix (2-2.5 h). Writes var/bench/latest.{json,png,md}
 bench: install
 	$(VENV)/bin/submissions bench $(BENCH_ARGS)
 

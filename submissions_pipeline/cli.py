@@ -193,23 +193,23 @@ def bench(
         False,
         "--full",
         help="The full matrix: every variant at caps 1-4 in both scenarios over 200 (CPU-bound) "
-        "and 60 (latency-bound) jobs, memory over 1,000 jobs (about two hours on 2 cores).",
+        "and 60 (latency-bound) jobs, memory over 1,000 jobs (2-2.5 hours on 2 cores).",
     ),
     only: list[str] | None = typer.Option(
         None, "--only", help="throughput, memory or queue; repeat for several (default: all)."
     ),
-    jobs: int | None = typer.Option(None, min=1, help="Jobs per CPU-bound run (24; full 200)."),
+    jobs: int | None = typer.Option(None, min=1, help="Jobs per CPU-bound run (20; full 200)."),
     latency_jobs: int | None = typer.Option(
-        None, min=1, help="Jobs per latency-bound run (16; full 60)."
+        None, min=1, help="Jobs per latency-bound run (12; full 60)."
     ),
     memory_jobs: int | None = typer.Option(
-        None, min=1, help="Jobs of the memory run (220; full 1,000); PSS every tenth."
+        None, min=1, help="Jobs of the memory run (80; full 1,000); PSS every tenth."
     ),
     caps: str | None = typer.Option(None, help="Context caps for every scenario, e.g. 1,2,3,4."),
     variants: str | None = typer.Option(
         None,
-        help="Only these variants, e.g. bare,runner (bare, evidence, runner, pipeline, "
-        "process_per_job).",
+        help="Only these variants, e.g. bare,runner (bare, evidence, runner, runner_no_video, "
+        "pipeline, process_per_job).",
     ),
     claimers_as: str = typer.Option(
         "processes", help="Queue-mode claimers: processes or threads (one connection each)."
@@ -218,8 +218,9 @@ def bench(
 ) -> None:
     """Benchmark against raw-Playwright baselines: throughput, memory and the queue (issue 9).
 
-    Prints the table and the targets (met or missed) and writes JSON, PNG and markdown under
-    the output folder (`latest.*` is the newest). bench/README.md explains how to read them.
+    Prints the tables and the targets (met or missed); writes JSON, PNG and markdown.
+
+    The newest results are also `latest.*` in the output folder; bench/README.md explains them.
     """
     try:
         from bench.harness import default_pg_url, plan_for, run_bench

@@ -1,0 +1,43 @@
+"""What one variant run measured, job by job: plain data shared by baselines and project variants.
+
+Standard library only, so the raw-Playwright baselines stay free of project code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class JobTiming:
+    """One job as the variant saw it: outcome, wall seconds, seconds per named step."""
+
+    case_id: str
+    ok: bool
+    seconds: float
+    steps: dict[str, float] = field(default_factory=dict)
+    reference: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class VariantRun:
+    """One variant over the N jobs: wall time from start (driver + browser launch) to the end."""
+
+    wall_s: float
+    jobs: list[JobTiming]
+    concurrency: int
+    browser_launches: int = 0
+    note: str = ""
+    #: CPU seconds of this process and its reaped descendants over the timed section.
+    cpu_s: float | None = None
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100), the job store's definition; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]

@@ -1,0 +1,596 @@
+"""The benchmark's results, its targets (met or missed) and the tables people read."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from bench.measures import VariantRun, percentile
+
+#: Variants in table order; the first two are the raw-Playwright baselines.
+VARIANTS = ("bare", "evidence", "runner", "runner_no_video", "pipeline", "process_per_job")
+BASELINES = ("bare", "evidence")
+VARIANT_LABELS = {
+    "bare": "bare (raw Playwright)",
+    "evidence": "evidence-matched (raw)",
+    "runner": "runner alone",
+    "runner_no_video": "runner, video off (ablation)",
+    "pipeline": "full pipeline (Dagster)",
+    "process_per_job": "process-per-job (raw)",
+}
+SCENARIO_LABELS = {"cpu": "CPU-bound", "latency": "latency-bound (search 2 s)"}
+#: Steps in the order a job goes through them (runner names; baselines use the same).
+STEP_ORDER = (
+    "login",
+    "search",
+    "fill",
+    "pre_submit_evidence",
+    "submit",
+    "confirm",
+    "post_confirm_evidence",
+    "evidence_upload",
+)
+STEP_SHORT = {
+    "pre_submit_evidence": "pre_shot",
+    "post_confirm_evidence": "post_shot",
+    "evidence_upload": "upload",
+}
+
+
+class ThroughputResult(BaseModel):
+    """One variant at one cap in one scenario, over the same N jobs as its neighbours."""
+
+    scenario: str
+    variant: str
+    cap: int
+    jobs: int
+    status: Literal["ok", "pending", "failed"] = "ok"
+    note: str = ""
+    ok: int = 0
+    ledger_entries: int = 0
+    duplicates: int = 0
+    wall_s: float | None = None
+    jobs_per_s: float | None = None
+    jobs_per_hour: float | None = None
+    predicted_jobs_per_hour: float | None = Field(
+        None, description="concurrency x 3600 / mean job seconds (the notes' formula)"
+    )
+    mean_job_s: float | None = None
+    p50_job_s: float | None = None
+    p95_job_s: float | None = None
+    step_p95_s: dict[str, float] = Field(default_factory=dict)
+    peak_pss_mb: float | None = None
+    pss_per_job_mb: float | None = Field(None, description="peak PSS / concurrent jobs (cap)")
+    browser_launches: int = 0
+    cpu_s_per_job: float | None = Field(
+        None, description="CPU s of the harness, driver and browsers (not the portal) per job"
+    )
+    portal_cpu_s_per_job: float | None = Field(None, description="the sandbox portal's CPU s/job")
+    ratio_to: dict[str, float | None] = Field(
+        default_factory=dict, description="jobs/s over each baseline's, same scenario and cap"
+    )
+
+    @classmethod
+    def measured(
+        cls,
+        scenario: str,
+        variant: str,
+        cap: int,
+        n: int,
+        run: VariantRun,
+        peak_pss_mb: float,
+        ledger_entries: int,
+        duplicates: int,
+        portal_cpu_s: float | None = None,
+    ) -> ThroughputResult:
+        """Summarise a finished run: throughput over successful jobs, times, PSS."""
+        ok = [j for j in run.jobs if j.ok]
+        secs = [j.seconds for j in ok]
+        mean = statistics.fmean(secs) if secs else None
+        per_s = len(ok) / run.wall_s if run.wall_s > 0 else None
+        steps = {}
+        for step in STEP_ORDER:
+            values = [j.steps[step] for j in ok if step in j.steps]
+            if values:
+                steps[step] = round(percentile(values, 95) or 0.0, 3)
+        failed = [j.error for j in run.jobs if not j.ok and j.error]
+        note = run.note
+        if failed:
+            note = f"{note}; {len(failed)} failed, e.g. {failed[0]}".strip("; ")
+        return cls(
+            scenario=scenario,
+            variant=variant,
+            cap=cap,
+            jobs=n,
+            status="ok" if ok else "failed",
+            note=note,
+            ok=len(ok),
+            ledger_entries=ledger_entries,
+            duplicates=duplicates,
+            wall_s=round(run.wall_s, 3),
+            jobs_per_s=round(per_s, 4) if per_s is not None else None,
+            jobs_per_hour=round(per_s * 3600) if per_s is not None else None,
+            predicted_jobs_per_hour=round(run.concurrency * 3600 / mean) if mean else None,
+            mean_job_s=round(mean, 3) if mean is not None else None,
+            p50_job_s=_round(percentile(secs, 50)),
+            p95_job_s=_round(percentile(secs, 95)),
+            step_p95_s=steps,
+            peak_pss_mb=round(peak_pss_mb, 1),
+            pss_per_job_mb=round(peak_pss_mb / cap, 1),
+            browser_launches=run.browser_launches,
+            cpu_s_per_job=_round(run.cpu_s / len(ok)) if run.cpu_s is not None and ok else None,
+            portal_cpu_s_per_job=_round(portal_cpu_s / len(ok))
+            if portal_cpu_s is not None and ok
+            else None,
+        )
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return round(value, digits) if value is not None else None
+
+
+class MemoryMark(BaseModel):
+    """The browser tree's PSS when the runner had stored the evidence of `jobs` jobs."""
+
+    jobs: int
+    seconds: float
+    pss_mb: float = Field(description="PSS at that moment")
+    window_peak_mb: float | None = Field(None, description="highest PSS since the last mark")
+    processes: int
+
+
+class MemoryResult(BaseModel):
+    """Memory mode: N jobs through one runner batch, PSS every `every` jobs."""
+
+    jobs: int
+    every: int
+    cap: int
+    recycle_browser_after: int
+    status: Literal["ok", "failed"] = "ok"
+    note: str = ""
+    ok: int = 0
+    wall_s: float | None = None
+    browser_launches: int = 0
+    marks: list[MemoryMark] = Field(default_factory=list)
+
+    @property
+    def growth_pct(self) -> float | None:
+        """Window-peak PSS growth from the first mark to the last, in percent."""
+        peaks = [m.window_peak_mb for m in self.marks if m.window_peak_mb]
+        if len(peaks) < 2:
+            return None
+        return (peaks[-1] - peaks[0]) / peaks[0] * 100
+
+
+class QueueResult(BaseModel):
+    """One queue-mode run: an implementation and workload at a number of claimers."""
+
+    impl: Literal["store", "raw"]
+    workload: Literal["lifecycle", "claim_complete"]
+    claimers: int
+    jobs: int
+    wall_s: float
+    jobs_per_s: float
+    p50_claim_ms: float | None
+    p95_claim_ms: float | None
+    errors: list[str] = Field(default_factory=list)
+
+
+class Machine(BaseModel):
+    """Where the numbers came from."""
+
+    hostname: str
+    cpu_model: str
+    cpus: int
+    mem_total_gb: float
+    os: str
+    kernel: str
+    python: str
+    playwright: str
+    chromium: str
+    postgres: str | None = None
+    load_avg_start: tuple[float, float, float]
+    load_avg_end: tuple[float, float, float] | None = None
+
+
+class TargetResult(BaseModel):
+    """One of issue 9's targets, met, missed, or not measured in this run."""
+
+    name: str
+    wanted: str
+    measured: str
+    met: bool | None
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return {True: "met", False: "MISSED", None: "not measured"}[self.met]
+
+
+class BenchReport(BaseModel):
+    """Everything one `submissions bench` invocation measured."""
+
+    mode: str
+    started_at: datetime
+    duration_s: float = 0.0
+    machine: Machine
+    plan: dict
+    throughput: list[ThroughputResult] = Field(default_factory=list)
+    memory: MemoryResult | None = None
+    memory_status: str = "not run"
+    queue: list[QueueResult] = Field(default_factory=list)
+    queue_status: str = "not run"
+    queue_claimers_as: str = "processes"
+    targets: list[TargetResult] = Field(default_factory=list)
+
+    def find(self, scenario: str, variant: str, cap: int) -> ThroughputResult | None:
+        """The successful result of one variant at one cap in one scenario, if measured."""
+        for r in self.throughput:
+            if (r.scenario, r.variant, r.cap) == (scenario, variant, cap) and r.status == "ok":
+                return r
+        return None
+
+    def fill_ratios(self) -> None:
+        """Each variant's jobs/s over each baseline's at the same scenario and cap."""
+        for r in self.throughput:
+            for base in BASELINES:
+                b = self.find(r.scenario, base, r.cap)
+                r.ratio_to[base] = (
+                    round(r.jobs_per_s / b.jobs_per_s, 3)
+                    if r.status == "ok" and b and r.jobs_per_s and b.jobs_per_s
+                    else None
+                )
+
+
+# ------------------------------------------------------------------------ targets
+
+
+def _ratio_target(
+    report: BenchReport, name: str, variant: str, base: str, wanted: float, scenario: str = "cpu"
+) -> TargetResult:
+    caps = sorted({r.cap for r in report.throughput if r.scenario == scenario})
+    pairs = []
+    for cap in caps:
+        r = report.find(scenario, variant, cap)
+        ratio = r.ratio_to.get(base) if r else None
+        if ratio is not None:
+            pairs.append((cap, ratio))
+    wanted_text = f">= {wanted:.2f} x {base} at the same cap ({SCENARIO_LABELS[scenario]})"
+    if not pairs:
+        pending = [r.note for r in report.throughput if r.variant == variant and r.note]
+        return TargetResult(
+            name=name,
+            wanted=wanted_text,
+            measured="-",
+            met=None,
+            note=pending[0] if pending else "",
+        )
+    parts = []
+    for cap, x in pairs:
+        r, b = report.find(scenario, variant, cap), report.find(scenario, base, cap)
+        cpu = (
+            f" (CPU s/job {b.cpu_s_per_job:.2f} vs {r.cpu_s_per_job:.2f})"
+            if r and b and r.cpu_s_per_job and b.cpu_s_per_job
+            else ""
+        )
+        parts.append(f"cap {cap}: {x:.2f}x{cpu}")
+    measured = ", ".join(parts)
+    return TargetResult(
+        name=name, wanted=wanted_text, measured=measured, met=all(x >= wanted for _, x in pairs)
+    )
+
+
+def evaluate_targets(report: BenchReport) -> list[TargetResult]:
+    """Issue 9's targets against this run's numbers."""
+    targets = [
+        _ratio_target(report, "runner vs bare", "runner", "bare", 1.0),
+        _ratio_target(report, "runner vs evidence-matched", "runner", "evidence", 0.95),
+    ]
+    pipeline = _ratio_target(report, "full pipeline vs bare", "pipeline", "bare", 0.85)
+    n = max((r.jobs for r in report.throughput if r.variant == "pipeline"), default=0)
+    if pipeline.met is not None and n < 200:
+        pipeline.note = f"measured over {n} jobs; the target names 200 (run --full)"
+    targets.append(pipeline)
+
+    lat1 = report.find("latency", "runner", 1)
+    lat4 = report.find("latency", "runner", 4)
+    if lat1 and lat4 and lat1.jobs_per_s and lat4.jobs_per_s:
+        x = lat4.jobs_per_s / lat1.jobs_per_s
+        b1, b4 = report.find("latency", "bare", 1), report.find("latency", "bare", 4)
+        bare = (
+            f"; bare: {b4.jobs_per_s / b1.jobs_per_s:.2f}x"
+            if b1 and b4 and b1.jobs_per_s and b4.jobs_per_s
+            else ""
+        )
+        targets.append(
+            TargetResult(
+                name="latency-bound scaling",
+                wanted="runner at cap 4 >= 2.5 x cap 1 (search 2 s)",
+                measured=f"{x:.2f}x ({lat1.jobs_per_s:.2f} -> {lat4.jobs_per_s:.2f} jobs/s{bare})",
+                met=x >= 2.5,
+            )
+        )
+    else:
+        targets.append(
+            TargetResult(
+                name="latency-bound scaling",
+                wanted="runner at cap 4 >= 2.5 x cap 1 (search 2 s)",
+                measured="-",
+                met=None,
+            )
+        )
+
+    targets.append(_pss_target(report))
+    targets.append(_memory_target(report))
+    targets.append(_queue_target(report))
+    return targets
+
+
+def _pss_target(report: BenchReport) -> TargetResult:
+    wanted = ">= 1.5 x the PSS per concurrent job of contexts (bare, same cap)"
+    best = None
+    for scenario in ("cpu", "latency"):
+        for cap in sorted({r.cap for r in report.throughput}, reverse=True):
+            ppj = report.find(scenario, "process_per_job", cap)
+            ctx = report.find(scenario, "bare", cap)
+            if ppj and ctx and ppj.pss_per_job_mb and ctx.pss_per_job_mb and best is None:
+                best = (scenario, cap, ppj.pss_per_job_mb, ctx.pss_per_job_mb)
+    if best is None:
+        return TargetResult(name="process-per-job memory", wanted=wanted, measured="-", met=None)
+    scenario, cap, p, c = best
+    note = "at cap 1 both run one browser at a time: compare at cap >= 2" if cap == 1 else ""
+    return TargetResult(
+        name="process-per-job memory",
+        wanted=wanted,
+        measured=f"{p / c:.2f}x ({p:.0f} vs {c:.0f} MB per job, cap {cap}, "
+        f"{SCENARIO_LABELS[scenario]})",
+        met=p / c >= 1.5,
+        note=note,
+    )
+
+
+def _memory_target(report: BenchReport) -> TargetResult:
+    m = report.memory
+    wanted = "PSS grows < 10 % from job 100 to job 1,000 (window peaks)"
+    if m is None or m.growth_pct is None:
+        return TargetResult(
+            name="memory stays flat",
+            wanted=wanted,
+            measured="-",
+            met=None,
+            note=report.memory_status,
+        )
+    first = next(x for x in m.marks if x.window_peak_mb)
+    last = [x for x in m.marks if x.window_peak_mb][-1]
+    note = "" if m.jobs >= 1000 else f"quick mode: {m.jobs} jobs (run --full for 1,000)"
+    return TargetResult(
+        name="memory stays flat",
+        wanted=wanted,
+        measured=f"{m.growth_pct:+.1f} % (job {first.jobs}: {first.window_peak_mb:.0f} MB, "
+        f"job {last.jobs}: {last.window_peak_mb:.0f} MB; {m.browser_launches} browser launches)",
+        met=m.growth_pct < 10,
+        note=note,
+    )
+
+
+def _queue_target(report: BenchReport) -> TargetResult:
+    wanted = "store >= 0.5 x raw-SQL floor at 16 claimers (job lifecycle)"
+    runs = {(q.impl, q.workload, q.claimers): q for q in report.queue}
+    store, raw = runs.get(("store", "lifecycle", 16)), runs.get(("raw", "lifecycle", 16))
+    if not store or not raw or not raw.jobs_per_s:
+        return TargetResult(
+            name="queue vs raw SQL", wanted=wanted, measured="-", met=None, note=report.queue_status
+        )
+    x = store.jobs_per_s / raw.jobs_per_s
+    pair = (
+        runs.get(("store", "claim_complete", 16)),
+        runs.get(("raw", "claim_complete", 16)),
+    )
+    extra = (
+        f"; claim+complete: {pair[0].jobs_per_s / pair[1].jobs_per_s:.2f}x"
+        if pair[0] and pair[1] and pair[1].jobs_per_s
+        else ""
+    )
+    return TargetResult(
+        name="queue vs raw SQL",
+        wanted=wanted,
+        measured=f"{x:.2f}x ({store.jobs_per_s:.0f} vs {raw.jobs_per_s:.0f} jobs/s{extra})",
+        met=x >= 0.5,
+    )
+
+
+# ------------------------------------------------------------------------ tables
+
+
+def _f(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _is_number(cell: str) -> bool:
+    text = cell.rstrip("x%").replace(",", "")
+    try:
+        float(text)
+    except ValueError:
+        return cell == "-"
+    return True
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table, numbers right-aligned, readable as plain text too."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    numeric = [bool(rows) and all(_is_number(r[i]) for r in rows) for i in range(len(header))]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"
+    rule = (
+        "|"
+        + "|".join(
+            "-" * (w + 1) + (":" if n else "-") for w, n in zip(widths, numeric, strict=True)
+        )
+        + "|"
+    )
+    body = [
+        "| "
+        + " | ".join(
+            c.rjust(w) if n else c.ljust(w) for c, w, n in zip(r, widths, numeric, strict=True)
+        )
+        + " |"
+        for r in rows
+    ]
+    return "\n".join([line, rule, *body])
+
+
+def throughput_table(report: BenchReport) -> str:
+    """The main table: throughput, the formula's prediction, job time, PSS, ratios."""
+    header = [
+        "scenario / variant",
+        "cap",
+        "ok/N",
+        "jobs/s",
+        "jobs/h",
+        "pred. jobs/h",
+        "p50 s",
+        "p95 s",
+        "peak PSS MB",
+        "PSS/job MB",
+        "CPU s/job",
+        "x bare",
+        "x evidence",
+    ]
+    rows = []
+    for r in _ordered(report.throughput):
+        label = f"{SCENARIO_LABELS[r.scenario].split(' ')[0]} {VARIANT_LABELS[r.variant]}"
+        if r.status != "ok":
+            rows.append([label, str(r.cap), f"{r.ok}/{r.jobs}", r.status, *["-"] * 9])
+            continue
+        rows.append(
+            [
+                label,
+                str(r.cap),
+                f"{r.ok}/{r.jobs}",
+                _f(r.jobs_per_s),
+                _f(r.jobs_per_hour, "{:.0f}"),
+                _f(r.predicted_jobs_per_hour, "{:.0f}"),
+                _f(r.p50_job_s),
+                _f(r.p95_job_s),
+                _f(r.peak_pss_mb, "{:.0f}"),
+                _f(r.pss_per_job_mb, "{:.0f}"),
+                _f(r.cpu_s_per_job),
+                _f(r.ratio_to.get("bare")),
+                _f(r.ratio_to.get("evidence")),
+            ]
+        )
+    return _table(header, rows)
+
+
+def step_table(report: BenchReport) -> str:
+    """p95 seconds per step, per run."""
+    header = ["scenario / variant", "cap", *(STEP_SHORT.get(s, s) for s in STEP_ORDER)]
+    rows = [
+        [
+            f"{SCENARIO_LABELS[r.scenario].split(' ')[0]} {VARIANT_LABELS[r.variant]}",
+            str(r.cap),
+            *(_f(r.step_p95_s.get(s)) for s in STEP_ORDER),
+        ]
+        for r in _ordered(report.throughput)
+        if r.status == "ok"
+    ]
+    return _table(header, rows)
+
+
+def memory_table(report: BenchReport) -> str:
+    """PSS of the runner's browser tree along the memory run."""
+    m = report.memory
+    if m is None:
+        return f"(memory mode: {report.memory_status})"
+    rows = [
+        [
+            str(x.jobs),
+            f"{x.seconds:.0f}",
+            f"{x.pss_mb:.0f}" if x.processes else "relaunching",
+            _f(x.window_peak_mb, "{:.0f}"),
+            str(x.processes),
+        ]
+        for x in m.marks
+    ]
+    return _table(["jobs done", "at s", "PSS MB", "peak since last MB", "processes"], rows)
+
+
+def queue_table(report: BenchReport) -> str:
+    """Queue mode: store and raw floor side by side per workload and claimers."""
+    if not report.queue:
+        return f"(queue mode: {report.queue_status})"
+    runs = {(q.impl, q.workload, q.claimers): q for q in report.queue}
+    rows = []
+    for workload in ("lifecycle", "claim_complete"):
+        for n in sorted({q.claimers for q in report.queue}):
+            s, r = runs.get(("store", workload, n)), runs.get(("raw", workload, n))
+            if not s or not r:
+                continue
+            rows.append(
+                [
+                    workload,
+                    str(n),
+                    f"{s.jobs_per_s:.0f}",
+                    f"{r.jobs_per_s:.0f}",
+                    _f(s.jobs_per_s / r.jobs_per_s if r.jobs_per_s else None),
+                    _f(s.p95_claim_ms, "{:.1f}"),
+                    _f(r.p95_claim_ms, "{:.1f}"),
+                ]
+            )
+    return _table(
+        [
+            "workload",
+            "claimers",
+            "store jobs/s",
+            "raw jobs/s",
+            "store/raw",
+            "store p95 claim ms",
+            "raw p95 claim ms",
+        ],
+        rows,
+    )
+
+
+def targets_table(report: BenchReport) -> str:
+    """Each target with its verdict."""
+    rows = [
+        [t.verdict, t.name, t.wanted, t.measured + (f" ({t.note})" if t.note else "")]
+        for t in report.targets
+    ]
+    return _table(["verdict", "target", "wanted", "measured"], rows)
+
+
+def _ordered(results: list[ThroughputResult]) -> list[ThroughputResult]:
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    scen = {"cpu": 0, "latency": 1}
+    return sorted(results, key=lambda r: (scen.get(r.scenario, 9), r.cap, order[r.variant]))
+
+
+def render(report: BenchReport) -> str:
+    """The whole report as markdown: machine, tables, targets."""
+    m = report.machine
+    load = f"{m.load_avg_start[0]:.1f}" + (f" -> {m.load_avg_end[0]:.1f}" if m.load_avg_end else "")
+    head = [
+        f"Benchmark ({report.mode}) started {report.started_at:%Y-%m-%d %H:%M} UTC, "
+        f"{report.duration_s / 60:.1f} min",
+        f"Machine: {m.cpus} x {m.cpu_model}, {m.mem_total_gb:.0f} GB, {m.os}; load average {load};"
+        f" Chromium {m.chromium}, Playwright {m.playwright}, Python {m.python}"
+        + (f", PostgreSQL {m.postgres}" if m.postgres else ""),
+    ]
+    return "\n\n".join(
+        [
+            "\n".join(head),
+            "Throughput (jobs/s over successful jobs; pred. = concurrency x 3600 / mean job s):",
+            throughput_table(report),
+            "p95 seconds per step:",
+            step_table(report),
+            "Memory mode (runner, PSS of the Chromium tree):",
+            memory_table(report),
+            f"Queue mode (PostgreSQL, claimers as {report.queue_claimers_as}):",
+            queue_table(report),
+            "Targets:",
+            targets_table(report),
+        ]
+    )
