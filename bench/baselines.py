@@ -5,8 +5,8 @@
 * ``evidence``: bare plus exactly the evidence the runner keeps at its default
   ``EvidenceSettings``: a full-page screenshot before the submit and after the confirmation; a
   trace without DOM snapshots or screenshots, paused while credentials are typed; a video
-  recorded for every job (800x600) and kept for one job in 20 (the 5 % sample), deleted
-  otherwise.
+  (800x600) recorded and kept for one job in 20 (the runner's default `on-retry` mode records
+  retries, which a clean baseline run has none of, and a 5 % sample of first attempts).
 * ``process_per_job``: bare, but every job launches (and closes) its own browser.
 
 Every baseline job logs in: holding no session between jobs is the plain way, and the runner's
@@ -177,7 +177,7 @@ async def _run_job(
     evidence = _Evidence(folder)
     video_dir = (
         Path(tempfile.mkdtemp(prefix="video-", dir=settings.scratch))
-        if folder and settings.record_video
+        if folder and settings.record_video and index % settings.keep_video_every == 0
         else None
     )
     browser: Browser | None = shared
@@ -210,8 +210,7 @@ async def _run_job(
         if video is not None and folder is not None:
             with contextlib.suppress(Exception):
                 path = Path(await video.path())  # written when the context closed
-                if error is None and index % settings.keep_video_every == 0:
-                    path.replace(folder / "video.webm")
+                path.replace(folder / "video.webm")  # only the sampled share records
         if video_dir is not None:
             shutil.rmtree(video_dir, ignore_errors=True)
         if shared is None and browser is not None:
