@@ -69,9 +69,9 @@ def test_tampered_evidence_fails_the_blocking_check_and_keeps_the_case_out_of_th
         bad.evidence["manifest_key"].replace("manifest.json", "bundle.json")
     )
     assert b"post_confirm.png SHA-256 does not match" in bundle
-    # The incomplete job never reaches the CRM as submitted: it was routed back to be
-    # re-proven, or (where the state machine refuses that move) it waits in evidence_stored.
-    assert store.get(bad.job_id).state in (S.RETRY_SCHEDULED, S.EVIDENCE_STORED)
+    # The incomplete job never reaches the CRM as submitted: the portal holds it, so it goes to
+    # reconciliation, to be re-proven through the lookup page, never submitted again.
+    assert store.get(bad.job_id).state is S.NEEDS_RECONCILIATION
     assert store.get(good.job_id).state is S.EVIDENCE_STORED
 
 
