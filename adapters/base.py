@@ -10,11 +10,13 @@ import contextlib
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 from urllib.parse import urlparse
 
 import pyotp
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page, Response
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from adapters.selectors import LocatorSpec, SelectorSet, load_selector_sets
 from submissions_pipeline.credentials import DealerCredentials
@@ -30,12 +32,25 @@ from submissions_pipeline.runner.errors import (
 #: The <meta> every portal page carries with its UI version.
 VERSION_META = 'meta[name="portal-ui-version"]'
 
+T = TypeVar("T")
 
-def _dismisser(button: Locator) -> Callable[[], Awaitable[None]]:
-    # Playwright passes the dialog to a handler that takes an argument; ours takes none.
+
+#: Reads the version meta in one round trip (a locator count plus an attribute read is two).
+_VERSION_JS = "(sel) => document.querySelector(sel)?.getAttribute('content') ?? null"
+
+
+def _dismiss_any(popups: list[tuple[Locator, Locator]]) -> Callable[[], Awaitable[None]]:
+    """One handler for every known pop-up: dismiss every one that is showing.
+
+    Playwright checks each registered handler's locator before every action, so one handler
+    over the union of the dialogs costs one check per action instead of one per pop-up.
+    """
+
     async def dismiss() -> None:
-        with contextlib.suppress(Exception):
-            await button.click(timeout=2000)
+        for dialog, button in popups:
+            with contextlib.suppress(Exception):
+                if await dialog.is_visible():
+                    await button.click(timeout=2000)
 
     return dismiss
 
@@ -59,37 +74,37 @@ class TemplatedPortalAdapter(PortalAdapter):
         self.selector_sets = selector_sets
         # Last main-document status per page: how a 5xx page is told from a real one.
         self._status: weakref.WeakKeyDictionary[Page, int] = weakref.WeakKeyDictionary()
+        # Pages showing a search form nobody has typed into yet.
+        self._fresh_search: weakref.WeakKeyDictionary[Page, bool] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ plumbing
     async def install_popup_handlers(self, page: Page) -> None:
         """Dismiss every known pop-up of every known version whenever one blocks an action."""
         seen: set[str] = set()
+        popups: list[tuple[Locator, Locator]] = []
         for sel in self.selector_sets.values():
             for popup in sel.popups:
                 key = f"{popup.dialog}|{popup.dismiss}"
-                if key in seen:
-                    continue
-                seen.add(key)
-                await page.add_locator_handler(
-                    popup.dialog.locate(page), _dismisser(popup.dismiss.locate(page))
-                )
-
-        def _on_response(response: Response) -> None:
-            if response.request.is_navigation_request() and response.frame == page.main_frame:
-                self._status[page] = response.status
-
-        page.on("response", _on_response)
+                if key not in seen:
+                    seen.add(key)
+                    popups.append((popup.dialog.locate(page), popup.dismiss.locate(page)))
+        if not popups:
+            return
+        union = popups[0][0]
+        for dialog, _ in popups[1:]:
+            union = union.or_(dialog)
+        # The first visible one: a union matching two pop-ups must not be a strict-mode error.
+        await page.add_locator_handler(union.filter(visible=True).first, _dismiss_any(popups))
 
     async def detect_version(self, page: Page) -> str:
-        meta = page.locator(VERSION_META)
-        if await meta.count() == 0:
+        version = await self._read_version(page)
+        if version is None:
             # Not a portal page at all (a CDN check, a maintenance page): the site, not us.
             self._check_status(page, "detect UI version")
             raise SiteFlake(
                 f"{self.oem}: the page at {page.url} is not a portal page",
                 reason=ReasonCode.SITE_PAGE_LOST,
             )
-        version = await meta.get_attribute("content")
         if version not in self.selector_sets:
             raise AdapterBug(
                 f"{self.oem} portal shows UI version {version!r}; known: "
@@ -97,6 +112,18 @@ class TemplatedPortalAdapter(PortalAdapter):
                 reason=ReasonCode.UNKNOWN_UI_VERSION,
             )
         return version
+
+    @staticmethod
+    async def _read_version(page: Page) -> str | None:
+        try:
+            return await page.evaluate(_VERSION_JS, VERSION_META)
+        except PlaywrightError as exc:
+            # A document replaced under the read (a late redirect): read the one that stayed.
+            if "context was destroyed" not in str(exc):
+                raise
+            with contextlib.suppress(PlaywrightError):
+                await page.wait_for_load_state("domcontentloaded")
+            return await page.evaluate(_VERSION_JS, VERSION_META)
 
     async def selectors(self, page: Page) -> SelectorSet:
         """The selector set for the UI version the page is showing."""
@@ -109,35 +136,50 @@ class TemplatedPortalAdapter(PortalAdapter):
                 f"{what}: portal answered HTTP {status}", reason=ReasonCode.SITE_HTTP_5XX
             )
 
+    def _record_status(self, page: Page, response: Response | None) -> None:
+        # The status of the document the page now shows: how a 5xx page is told from a real one.
+        self._status[page] = response.status if response is not None else 200
+
     async def goto(self, page: Page, url: str, what: str) -> None:
         """Navigate and fail as a site flake on a 5xx page."""
-        response = await page.goto(url, wait_until="domcontentloaded")
-        if response is not None:
-            self._status[page] = response.status
+        self._record_status(page, await page.goto(url, wait_until="domcontentloaded"))
         self._check_status(page, what)
 
-    async def require(self, page: Page, spec: LocatorSpec, what: str) -> Locator:
-        """The element, or an adapter bug: after a full page load, absence means a changed UI.
+    async def act(
+        self, page: Page, spec: LocatorSpec, what: str, action: Callable[[Locator], Awaitable[T]]
+    ) -> T:
+        """Do `action` on the element, relying on Playwright's auto-wait; diagnose only on failure.
 
-        A page that is not the portal at all (no version meta) is the site's fault instead.
+        Asking whether an element exists before every action doubles the round trips of a job;
+        so the action goes first and a timeout is examined afterwards: no such element on a
+        portal page is a changed UI (an adapter bug), a page that is not the portal at all (no
+        version meta, a 5xx) is the site's fault, anything else stays a timeout.
         """
         loc = spec.locate(page)
-        if await loc.count() == 0:
-            with contextlib.suppress(Exception):
-                await page.wait_for_load_state("load", timeout=3000)
+        try:
+            return await action(loc.first)
+        except PlaywrightTimeoutError:
             if await loc.count() == 0:
                 await self.detect_version(page)  # raises for a 5xx or a non-portal page
-                raise AdapterBug(f"{what} not found ({spec})", reason=ReasonCode.SELECTOR_NOT_FOUND)
-        return loc.first
+                raise AdapterBug(
+                    f"{what} not found ({spec})", reason=ReasonCode.SELECTOR_NOT_FOUND
+                ) from None
+            raise
+
+    async def require(self, page: Page, spec: LocatorSpec, what: str) -> Locator:
+        """The element once it is on the page, or an adapter bug (see `act`)."""
+        loc = spec.locate(page).first
+        await self.act(page, spec, what, lambda el: el.wait_for(state="attached"))
+        return loc
 
     async def click_and_wait(
         self, page: Page, spec: LocatorSpec, what: str, timeout_ms: float | None = None
     ) -> None:
         """Click something that submits a form and wait for the next page."""
-        button = await self.require(page, spec, what)
         kwargs = {"timeout": timeout_ms} if timeout_ms else {}
-        async with page.expect_navigation(wait_until="domcontentloaded", **kwargs):
-            await button.click()
+        async with page.expect_navigation(wait_until="domcontentloaded", **kwargs) as nav:
+            await self.act(page, spec, what, lambda el: el.click())
+        self._record_status(page, await nav.value)
         self._check_status(page, what)
 
     def _path(self, page: Page) -> str:
@@ -181,11 +223,13 @@ class TemplatedPortalAdapter(PortalAdapter):
         self, page: Page, fields: dict[str, LocatorSpec], case: Case, what: str
     ) -> None:
         for key, spec in fields.items():
-            field = await self.require(page, spec, f"{what}: field {key}")
+            label = f"{what}: field {key}"
             if key == "document":
-                await field.set_input_files(self.document_for(case))
+                doc = self.document_for(case)
+                await self.act(page, spec, label, lambda el, d=doc: el.set_input_files(d))
             else:
-                await field.fill(self.value_for(key, case))
+                value = self.value_for(key, case)
+                await self.act(page, spec, label, lambda el, v=value: el.fill(v))
 
     async def field_errors(self, page: Page) -> dict[str, str]:
         """Server-side validation messages, by the label of the field they belong to."""
@@ -235,11 +279,13 @@ class TemplatedPortalAdapter(PortalAdapter):
     async def ensure_logged_in(
         self, page: Page, base_url: str, creds: DealerCredentials, secret_section: SecretSection
     ) -> None:
-        # Any page works: a portal redirects to its login when the session is gone.
+        # Any page works: a portal redirects to its login when the session is gone. The search
+        # page is where every job goes next, so a live session costs no extra page load.
         first = next(iter(self.selector_sets.values()))
-        await self.goto(page, base_url + first.paths["home"], "open portal")
+        await self.goto(page, base_url + first.paths["search"], "open portal")
         sel = await self.selectors(page)
         if await self.is_logged_in(page, sel):
+            self._fresh_search[page] = True
             return
         if self._path(page) != sel.paths["login"]:
             await self.goto(page, base_url + sel.paths["login"], "open login")
@@ -250,8 +296,8 @@ class TemplatedPortalAdapter(PortalAdapter):
         }
         async with secret_section():
             for key, spec in sel.login.fields.items():
-                field = await self.require(page, spec, f"login field {key}")
-                await field.fill(values[key])
+                value = values[key]
+                await self.act(page, spec, f"login field {key}", lambda el, v=value: el.fill(v))
             await self.click_and_wait(page, sel.login.submit, "login")
         if await sel.login.error.locate(page).count():
             raise AuthFailure(
@@ -266,8 +312,9 @@ class TemplatedPortalAdapter(PortalAdapter):
                 )
             code = pyotp.TOTP(creds.totp_secret.get_secret_value()).now()
             async with secret_section(code):
-                field = await self.require(page, sel.totp.field, "authentication code")
-                await field.fill(code)
+                await self.act(
+                    page, sel.totp.field, "authentication code", lambda el: el.fill(code)
+                )
                 await self.click_and_wait(page, sel.totp.submit, "verify code")
             if await sel.totp.error.locate(page).count():
                 raise AuthFailure(
@@ -287,7 +334,10 @@ class TemplatedPortalAdapter(PortalAdapter):
 
     async def search(self, page: Page, base_url: str, case: Case) -> None:
         sel = await self.selectors(page)
-        await self.goto(page, base_url + sel.paths["search"], "open search")
+        # A live session left the page on an untouched search form (`ensure_logged_in`).
+        fresh = self._fresh_search.pop(page, False) and self._path(page) == sel.paths["search"]
+        if not fresh:
+            await self.goto(page, base_url + sel.paths["search"], "open search")
         await self._assert_session(page, sel, "search")
         await self.fill_fields(page, sel.search.fields, case, "search")
         await self.click_and_wait(
@@ -312,15 +362,17 @@ class TemplatedPortalAdapter(PortalAdapter):
 
     async def submit(self, page: Page) -> None:
         sel = await self.selectors(page)
-        box = await self.require(page, sel.review.attestation, "attestation")
-        await box.check()
+        await self.act(page, sel.review.attestation, "attestation", lambda el: el.check())
         await self.click_and_wait(page, sel.review.submit, "submit")
 
     async def read_reference(self, page: Page) -> str:
         sel = await self.selectors(page)
         await self.raise_on_validation(page, sel, "submit")
-        ref = await self.require(page, sel.confirmation_reference, "confirmation reference")
-        text = (await ref.inner_text()).strip()
+        text = (
+            await self.act(
+                page, sel.confirmation_reference, "confirmation reference", Locator.inner_text
+            )
+        ).strip()
         reference = sel.parse_reference(text)
         if reference is None:
             raise AdapterBug(
@@ -334,8 +386,7 @@ class TemplatedPortalAdapter(PortalAdapter):
         sel = await self.selectors(page)
         await self.goto(page, base_url + sel.paths["lookup"], "open lookup")
         await self._assert_session(page, sel, "lookup")
-        query = await self.require(page, sel.lookup.query, "lookup query")
-        await query.fill(case.case_id)
+        await self.act(page, sel.lookup.query, "lookup query", lambda el: el.fill(case.case_id))
         await self.click_and_wait(page, sel.lookup.submit, "lookup")
         if await sel.lookup.empty.locate(page).count():
             return None  # the portal says, in so many words, that it has nothing

@@ -74,5 +74,10 @@ class PortalAdapter(ABC):
         """Look the case up among earlier submissions; None when the portal has none."""
 
     async def storage_state(self, page: Page) -> dict:
-        """The session to reuse for this dealer's next job."""
-        return await page.context.storage_state()
+        """The session to reuse for this dealer's next job.
+
+        Cookies only: that is all a context is given back (`BrowserWorker.open_context`), and a
+        full `storage_state()` also reads every origin's local storage, once per job.
+        Override for a portal that keeps its session elsewhere.
+        """
+        return {"cookies": await page.context.cookies()}

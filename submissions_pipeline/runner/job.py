@@ -166,7 +166,6 @@ async def process_job(
                 await rec.start_trace(jc.context)
                 async with a.clock.step("login"):
                     await adapter.ensure_logged_in(page, base_url, creds, rec.secret_section)
-                    await adapter.detect_version(page)
                 await a.milestone(Step.LOGIN)
                 sessions.put(job.oem, job.dealer_id, await adapter.storage_state(page))
 
