@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import resource
 import shutil
 import tempfile
 import time
@@ -32,6 +31,7 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright, expect
 
 from bench.measures import JobTiming, VariantRun
+from bench.pss import client_cpu_seconds
 
 #: Northwind Dealer Connect (UI v1): the reference on the confirmation page.
 REFERENCE = re.compile(r"NW-\d{4}-\d{6}")
@@ -240,7 +240,7 @@ async def run_baseline_async(
 ) -> VariantRun:
     """Run every case, `cap` at a time; wall time includes the driver and browser start."""
     t0 = time.perf_counter()
-    cpu0 = _cpu_seconds()
+    cpu0 = client_cpu_seconds()
     results: list[JobTiming] = []
     launches = 0
     work: Iterator[tuple[int, dict[str, Any]]] = iter(enumerate(cases))
@@ -267,17 +267,8 @@ async def run_baseline_async(
         jobs=results,
         concurrency=settings.cap,
         browser_launches=launches if settings.browser_per_job else 1,
-        cpu_s=_cpu_seconds() - cpu0,
+        cpu_s=client_cpu_seconds() - cpu0,
     )
-
-
-def _cpu_seconds() -> float:
-    # This process plus its reaped descendants (driver, browsers, renderers, ffmpeg).
-    me, kids = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def run_baseline(

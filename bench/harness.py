@@ -398,6 +398,29 @@ def _round1(value: float | None) -> float | None:
     return round(value, 1) if value is not None else None
 
 
+def measure_idle_browser(executable: str, settle_s: float = 2.0) -> float | None:
+    """PSS of one Chromium tree launched as the variants launch it, with no context open.
+
+    What every context-based variant pays once whatever its cap; the memory target subtracts
+    it to get what one more concurrent job costs.
+    """
+    from playwright.sync_api import sync_playwright
+
+    from bench.pss import tree_pss_mb
+    from submissions_pipeline.runner.config import CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=executable, headless=True, args=list(CHROMIUM_ARGS)
+        )
+        try:
+            time.sleep(settle_s)  # let the GPU, network and storage processes come up
+            mb, processes = tree_pss_mb(executable)
+        finally:
+            browser.close()
+    return round(mb, 1) if processes else None
+
+
 def _warm_up(sandbox: SandboxProcess, n: int, scratch_root: Path, executable: str) -> None:
     # Cold page cache and first imports would otherwise land on whichever variant runs first.
     from submissions_pipeline.runner.config import CHROMIUM_ARGS
@@ -447,6 +470,8 @@ def run_bench(
         if "throughput" in plan.parts or "memory" in plan.parts:
             with SandboxProcess([BENCH_OEM]) as sandbox:
                 _warm_up(sandbox, plan.warmup_jobs, scratch_root, executable)
+                report.idle_browser_pss_mb = measure_idle_browser(executable)
+                echo(f"  idle browser (no context): PSS {report.idle_browser_pss_mb} MB")
                 if "throughput" in plan.parts:
                     for cell in plan.cells:
                         for variant in cell.variants:

@@ -1,0 +1,40 @@
+"""The benchmark's CPU meter sees work done below it, even by processes nobody reaps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from bench.pss import TreeCpuMeter
+
+BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
+
+# A child that starts a grandchild burning CPU and exits without waiting for it: the grandchild
+# is re-parented away from us, so RUSAGE_CHILDREN never sees its CPU. The grandchild says when
+# its burn is over and lingers a moment, so the test does not depend on the machine's load.
+GRANDCHILD = BURN + "print('burnt', flush=True)\ntime.sleep(1.0)\n"
+ORPHANING_CHILD = textwrap.dedent(
+    f"""
+    import subprocess, sys, time
+    grandchild = subprocess.Popen([sys.executable, "-c", {GRANDCHILD!r}], stdout=subprocess.PIPE)
+    grandchild.stdout.readline()  # read, never waited for
+    time.sleep(0.3)  # while it is still below us, idle
+    """
+)
+
+
+def test_cpu_of_an_unreaped_grandchild_is_counted():
+    meter = TreeCpuMeter(period_s=0.05)
+    before = meter.seconds()
+    subprocess.run([sys.executable, "-c", ORPHANING_CHILD], check=True)
+    spent = meter.seconds() - before
+    assert spent >= 0.5, f"the meter saw only {spent:.2f} CPU s of a 0.6 s burn below it"
+
+
+def test_the_portal_is_not_the_clients_cost():
+    meter = TreeCpuMeter(period_s=0.05)
+    before = meter.seconds()
+    # Marked like the sandbox portal's process (bench.sandbox_process): excluded with its tree.
+    subprocess.run([sys.executable, "-c", BURN, "bench.sandbox_process"], check=True)
+    assert meter.seconds() - before < 0.3
