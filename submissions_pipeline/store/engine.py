@@ -25,17 +25,22 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
     """Create an engine that is safe for several worker processes at once.
 
     On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (take the write lock up front)
     under WAL with a busy timeout: a deferred ``BEGIN`` upgrading to a writer mid-transaction is
     what produces "database is locked" under concurrent claimers (STACK-NOTES: 0 errors vs
     30-600 in 1,000 claims).
+
+    On PostgreSQL `pre_ping` tests every pooled connection with a round trip before use. The job
+    store turns it off: each of its operations re-runs itself on a dropped connection
+    (`reconnecting`), and its transitions are one statement each, so the ping would double
+    their round trips (and cost a third of the store's CPU per job, bench queue mode).
     """
     url = normalize_url(url)
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=10)
 
     database = make_url(url).database
     if database and database != ":memory:":

@@ -2,7 +2,9 @@
 
 All SQL that reads or writes jobs lives here. State changes go through `transition` (or the
 claim/reap paths built on the same compare-and-set), each appending its event in the same
-transaction, so the event history always equals the transitions made.
+transaction, so the event history always equals the transitions made. On PostgreSQL a claim,
+milestone or transition is one statement (lock, check, update and event together, see
+`_pg_change_statement`): the worker's hot path costs one round trip per change.
 """
 
 from __future__ import annotations
@@ -11,12 +13,31 @@ import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from random import Random
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    String,
+    all_,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from submissions_pipeline.domain import (
@@ -34,7 +55,7 @@ from submissions_pipeline.domain import (
     check_transition,
     route_failure,
 )
-from submissions_pipeline.domain.states import LEASED_STATES
+from submissions_pipeline.domain.states import LEASED_STATES, is_legal
 from submissions_pipeline.store import migrate
 from submissions_pipeline.store.engine import make_engine
 from submissions_pipeline.store.schema import job_events, job_steps, jobs
@@ -169,6 +190,296 @@ def _row_to_job(row: Row[Any]) -> Job:
     return Job.model_validate(m)
 
 
+def _job_from_json(m: dict[str, Any]) -> Job:
+    # A row as PostgreSQL's row_to_json gives it: timestamps are ISO strings with their offset.
+    m["evidence"] = m.get("evidence") or {}
+    return Job.model_validate(m)
+
+
+#: The whole updated row as one JSON value: psycopg and SQLAlchemy spend more Python on a
+#: 31-column result than pydantic spends validating the same row from one JSON document.
+_JOB_AS_JSON = func.row_to_json(jobs.table_valued(), type_=jobs.c.payload.type).label("job")
+
+
+class _Locked(NamedTuple):
+    """What the caller checks read from the locked row: no need to validate a whole Job."""
+
+    job_id: str
+    state: SubmissionState
+    lease_owner: str | None
+    version: int
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One compare-and-set on one job with the event it appends, ready for either backend.
+
+    `allowed` and `lease_owner` are the caller checks as data, so PostgreSQL can apply them
+    inside the one statement that writes; `check` raises the error the caller gets when the
+    locked row fails them (and is what the portable path runs before it writes).
+    """
+
+    job_id: str
+    allowed: frozenset[SubmissionState]
+    lease_owner: str | None
+    check: Callable[[_Locked], None]
+    values: dict[str, Any]
+    kind: str
+    actor: str
+    step: str | None
+    reason_code: ReasonCode | str | None
+    detail: dict[str, Any] | None
+    at: datetime
+
+
+def _as_states(
+    states: SubmissionState | Iterable[SubmissionState] | None,
+) -> frozenset[SubmissionState] | None:
+    if states is None:
+        return None
+    if isinstance(states, SubmissionState):
+        return frozenset({states})
+    return frozenset(S(s) for s in states)
+
+
+@functools.lru_cache(maxsize=512)
+def _allowed_from(
+    to_state: SubmissionState, expected: frozenset[SubmissionState] | None, leased: bool
+) -> frozenset[SubmissionState]:
+    """The states a transition may start from: the same rules `_check_caller` and
+    `check_transition` apply, as a set the database can test."""
+    allowed = frozenset(s for s in S if is_legal(s, to_state))
+    if expected is not None:
+        allowed &= expected
+    if leased:
+        allowed &= LEASED_STATES
+    return allowed
+
+
+_EVENT_COLUMNS = (
+    "job_id",
+    "kind",
+    "from_state",
+    "to_state",
+    "actor",
+    "step",
+    "reason_code",
+    "detail",
+    "at",
+)
+
+# Statements used on every transition are built once: building and cache-keying a fresh
+# SQLAlchemy statement costs more Python than the database takes to run it. Their parameters
+# never share a name with a jobs column: SQLAlchemy would add such a parameter to an UPDATE's
+# SET clause (even one inside a CTE).
+_LOCK_FOR_CHECKS = (
+    select(jobs.c.state, jobs.c.lease_owner, jobs.c.version)
+    .where(jobs.c.job_id == bindparam("sel_job_id"))
+    .with_for_update()
+)
+_INSERT_EVENT = insert(job_events)
+_SELECT_JOB = select(jobs).where(jobs.c.job_id == bindparam("sel_job_id"))
+_SELECT_JOB_FOR_UPDATE = _SELECT_JOB.with_for_update()
+
+
+def _inline_states(states: Iterable[SubmissionState]) -> list[Any]:
+    # Enum values written into the SQL rather than bound: they are part of a cached statement's
+    # shape, and psycopg spends more Python dumping a list parameter than the lookup costs.
+    return [literal_column(f"'{S(s).value}'", String) for s in sorted(states)]
+
+
+def _set_params(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"set_{k}": v for k, v in values.items()}
+
+
+def _set_clause(keys: tuple[str, ...]) -> dict[str, Any]:
+    # Bound as set_<column>: SQLAlchemy reserves a column's own name in a SET clause.
+    return {k: bindparam(f"set_{k}", type_=jobs.c[k].type) for k in keys}
+
+
+@functools.lru_cache(maxsize=256)
+def _cas_statement(keys: tuple[str, ...]) -> Any:
+    """UPDATE guarded by the version read under the lock, returning the new row."""
+    return (
+        update(jobs)
+        .where(jobs.c.job_id == bindparam("cas_job_id"), jobs.c.version == bindparam("cas_version"))
+        .values(version=jobs.c.version + 1, **_set_clause(keys))
+        .returning(*jobs.c)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_change_statement(
+    keys: tuple[str, ...], allowed: frozenset[SubmissionState], lease_checked: bool
+) -> Select[Any]:
+    """Lock, check, update and append the event in one PostgreSQL statement.
+
+    ``locked`` takes the row lock (``FOR UPDATE``; under concurrent writers PostgreSQL hands it
+    the newest row version and re-checks the UPDATE against it), ``changed`` applies the
+    compare-and-set only when the locked row passes the caller checks, ``event`` appends the
+    history row only for a row that changed. The result always carries the locked state and
+    lease owner, so a refused change raises the same error as the portable path; no row at all
+    means no such job. Run in autocommit: one round trip, atomic as a single statement.
+    """
+    locked = (
+        select(jobs.c.job_id, jobs.c.state, jobs.c.lease_owner, jobs.c.version)
+        .where(jobs.c.job_id == bindparam("lock_job_id", type_=String))
+        .with_for_update()
+        .cte("locked")
+    )
+    guard = [
+        jobs.c.job_id == locked.c.job_id,
+        locked.c.state.in_(_inline_states(allowed)),
+    ]
+    if lease_checked:
+        guard.append(locked.c.lease_owner == bindparam("lock_owner", type_=String))
+    changed = (
+        update(jobs)
+        .where(*guard)
+        .values(version=jobs.c.version + 1, **_set_clause(keys))
+        .returning(jobs.c.job_id, jobs.c.state, _JOB_AS_JSON)
+        .cte("changed")
+    )
+    event = (
+        insert(job_events)
+        .from_select(
+            _EVENT_COLUMNS,
+            select(
+                changed.c.job_id,
+                bindparam("ev_kind", type_=String),
+                locked.c.state,
+                changed.c.state,
+                bindparam("ev_actor", type_=String),
+                bindparam("ev_step", type_=String),
+                bindparam("ev_reason_code", type_=String),
+                bindparam("ev_detail", type_=job_events.c.detail.type),
+                bindparam("ev_at", type_=job_events.c.at.type),
+            ).select_from(changed.join(locked, true())),
+        )
+        .cte("event")
+    )
+    return (
+        select(
+            locked.c.state.label("locked_state"),
+            locked.c.lease_owner.label("locked_owner"),
+            locked.c.version.label("locked_version"),
+            changed.c.job,
+        )
+        .select_from(locked.outerjoin(changed, true()))
+        .add_cte(event)
+    )
+
+
+def _pg_insert_steps_statement() -> Any:
+    """One attempt's step timings as one INSERT from arrays: one statement for any count of
+    steps, so SQLAlchemy compiles it once (it never caches a multi-row VALUES)."""
+    c = job_steps.c
+    steps = (
+        func.unnest(
+            bindparam("st_steps", type_=ARRAY(c.step.type)),
+            bindparam("st_seconds", type_=ARRAY(c.seconds.type)),
+            bindparam("st_ok", type_=ARRAY(c.ok.type)),
+        )
+        .table_valued("step", "seconds", "ok")
+        .render_derived()
+    )
+    return insert(job_steps).from_select(
+        ["job_id", "attempt", "step", "seconds", "ok", "at"],
+        select(
+            bindparam("st_job_id", type_=c.job_id.type),
+            bindparam("st_attempt", type_=c.attempt.type),
+            steps.c.step,
+            steps.c.seconds,
+            steps.c.ok,
+            bindparam("st_at", type_=c.at.type),
+        ).select_from(steps),
+    )
+
+
+_PG_INSERT_STEPS = _pg_insert_steps_statement()
+
+
+def _claim_order(t: Any, prefer_redaction_sensitive: bool) -> list[Any]:
+    order = [t.c.priority.desc(), t.c.next_attempt_at, t.c.created_at]
+    if prefer_redaction_sensitive:
+        order.insert(0, t.c.redaction_sensitive.desc())
+    return order
+
+
+@functools.lru_cache(maxsize=16)
+def _pg_claim_statement(
+    by_oem: bool, excludes_oems: bool, prefer_redaction_sensitive: bool
+) -> Select[Any]:
+    """Pick, lease and log up to `limit` due jobs in one PostgreSQL statement.
+
+    ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers pass each other by; the claimed rows
+    come back (and their events are numbered) in pick order. Run in autocommit.
+    """
+    conds = [
+        jobs.c.state.in_(_inline_states(CLAIMABLE_STATES)),
+        jobs.c.next_attempt_at <= bindparam("c_now", type_=jobs.c.next_attempt_at.type),
+    ]
+    if by_oem:
+        conds.append(jobs.c.oem == bindparam("c_oem", type_=String))
+    if excludes_oems:
+        conds.append(jobs.c.oem != all_(bindparam("c_excluded", type_=ARRAY(String))))
+    picked = (
+        select(jobs.c.job_id, jobs.c.state)
+        .where(*conds)
+        .order_by(*_claim_order(jobs, prefer_redaction_sensitive))
+        .limit(bindparam("c_limit", type_=jobs.c.attempt.type))
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    now = bindparam("c_now", type_=jobs.c.updated_at.type)
+    worker = bindparam("c_worker", type_=String)
+    claimed = (
+        update(jobs)
+        .where(jobs.c.job_id == picked.c.job_id)
+        .values(
+            state=S.RUNNING.value,
+            lease_owner=worker,
+            lease_expires_at=bindparam("c_lease_expires_at", type_=jobs.c.lease_expires_at.type),
+            attempt=jobs.c.attempt + 1,
+            last_step=Step.CLAIMED.value,
+            started_at=func.coalesce(jobs.c.started_at, now),
+            run_id=bindparam("c_run_id", type_=String),
+            updated_at=now,
+            version=jobs.c.version + 1,
+        )
+        .returning(
+            jobs.c.job_id,
+            jobs.c.redaction_sensitive,
+            jobs.c.priority,
+            jobs.c.next_attempt_at,
+            jobs.c.created_at,
+            picked.c.state.label("from_state"),
+            _JOB_AS_JSON,
+        )
+        .cte("claimed")
+    )
+    order = _claim_order(claimed, prefer_redaction_sensitive)
+    event = (
+        insert(job_events)
+        .from_select(
+            _EVENT_COLUMNS,
+            select(
+                claimed.c.job_id,
+                literal("transition", String),
+                claimed.c.from_state,
+                literal(S.RUNNING.value, String),
+                worker,
+                literal(Step.CLAIMED.value, String),
+                null(),
+                bindparam("c_detail", type_=job_events.c.detail.type),
+                now,
+            ).order_by(*order),
+        )
+        .cte("claim_events")
+    )
+    return select(claimed.c.job).order_by(*order).add_cte(event)
+
+
 class JobStore:
     """Jobs, their events, and the pull queue, on SQLite or PostgreSQL."""
 
@@ -177,6 +488,13 @@ class JobStore:
         self.clock = clock
         #: The retry budget every failure routed through this store is held to.
         self.policy = policy or RetryPolicy()
+        # PostgreSQL runs each claim, transition and milestone as one data-modifying statement
+        # (atomic on its own, so in autocommit: one round trip instead of BEGIN, lock, update,
+        # event, COMMIT). SQLite has no data-modifying CTEs and keeps the portable path.
+        self._one_statement = engine.dialect.name == "postgresql"
+        self._autocommit = engine
+        if self._one_statement:
+            self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     def from_url(
@@ -186,8 +504,11 @@ class JobStore:
         migrate_schema: bool = True,
         policy: RetryPolicy | None = None,
     ) -> JobStore:
-        """Open (and by default migrate) the store at a database URL."""
-        store = cls(make_engine(url), clock=clock, policy=policy)
+        """Open (and by default migrate) the store at a database URL.
+
+        Without a pre-ping: every operation already re-runs on a dropped connection.
+        """
+        store = cls(make_engine(url, pre_ping=False), clock=clock, policy=policy)
         if migrate_schema:
             store.migrate()
         return store
@@ -295,6 +616,23 @@ class JobStore:
         if limit <= 0:
             return []
         now = now or self.clock()
+        if self._one_statement:
+            excluded = list(exclude_oems)
+            stmt = _pg_claim_statement(oem is not None, bool(excluded), prefer_redaction_sensitive)
+            params = {
+                "c_now": now,
+                "c_limit": limit,
+                "c_worker": worker_id,
+                "c_lease_expires_at": now + timedelta(seconds=lease_s),
+                "c_run_id": run_id,
+                "c_detail": {},
+            }
+            if oem is not None:
+                params["c_oem"] = oem
+            if excluded:
+                params["c_excluded"] = excluded
+            with self._autocommit.connect() as conn:
+                return [_job_from_json(job) for (job,) in conn.execute(stmt, params)]
         conds = [
             jobs.c.state.in_([s.value for s in CLAIMABLE_STATES]),
             jobs.c.next_attempt_at <= now,
@@ -397,25 +735,27 @@ class JobStore:
         if unknown:
             raise TypeError(f"transition cannot set {sorted(unknown)}")
         now = now or self.clock()
-        with self.engine.begin() as conn:
-            job = self._locked(conn, job_id)
-            self._check_caller(job, expected_from, lease_owner)
-            check_transition(job_id, job.state, to_state)
-            values = self._transition_values(job, to_state, now, step, reason_code, fields)
-            row = self._cas(conn, job, values)
-            self._event(
-                conn,
-                job_id,
-                "transition",
-                job.state,
-                to_state,
-                actor,
-                now,
+        expected = _as_states(expected_from)
+
+        def check(row: _Locked) -> None:
+            self._check_caller(row, expected, lease_owner)
+            check_transition(job_id, row.state, to_state)
+
+        return self._apply(
+            _Change(
+                job_id=job_id,
+                allowed=_allowed_from(to_state, expected, lease_owner is not None),
+                lease_owner=lease_owner,
+                check=check,
+                values=self._transition_values(to_state, now, step, reason_code, fields),
+                kind="transition",
+                actor=actor,
                 step=step,
                 reason_code=reason_code,
                 detail=detail,
+                at=now,
             )
-            return row
+        )
 
     @reconnecting
     def record_milestone(
@@ -439,27 +779,30 @@ class JobStore:
             raise TypeError(f"record_milestone cannot set {sorted(unknown)}")
         now = now or self.clock()
         step = Step(step)
-        with self.engine.begin() as conn:
-            job = self._locked(conn, job_id)
-            self._check_caller(job, LEASED_STATES, worker_id)
-            values: dict[str, Any] = {"last_step": step.value, "updated_at": now, **fields}
-            if step.reached_submit:
-                values["submit_attempted"] = True
-            if lease_s is not None:
-                values["lease_expires_at"] = now + timedelta(seconds=lease_s)
-            row = self._cas(conn, job, values)
-            self._event(
-                conn,
-                job_id,
-                "milestone",
-                job.state,
-                job.state,
-                worker_id,
-                now,
+        values: dict[str, Any] = {"last_step": step.value, "updated_at": now, **fields}
+        if step.reached_submit:
+            values["submit_attempted"] = True
+        if lease_s is not None:
+            values["lease_expires_at"] = now + timedelta(seconds=lease_s)
+
+        def check(row: _Locked) -> None:
+            self._check_caller(row, LEASED_STATES, worker_id)
+
+        return self._apply(
+            _Change(
+                job_id=job_id,
+                allowed=LEASED_STATES,
+                lease_owner=worker_id,
+                check=check,
+                values=values,
+                kind="milestone",
+                actor=worker_id,
                 step=step.value,
+                reason_code=None,
                 detail=detail,
+                at=now,
             )
-            return row
+        )
 
     @reconnecting
     def record_failure(
@@ -495,7 +838,6 @@ class JobStore:
             )
             check_transition(job_id, job.state, decision.next_state)
             values = self._transition_values(
-                job,
                 decision.next_state,
                 now,
                 None,
@@ -565,7 +907,6 @@ class JobStore:
                     last_step=job.last_step,
                 )
                 values = self._transition_values(
-                    job,
                     to,
                     now,
                     None,
@@ -635,15 +976,67 @@ class JobStore:
         )
 
     # ---------------------------------------------------------------- helpers
+    def _apply(self, change: _Change) -> Job:
+        """Apply a checked compare-and-set and its event atomically; the job as it now stands."""
+        if self._one_statement:
+            params = {
+                "lock_job_id": change.job_id,
+                **_set_params(change.values),
+                "ev_kind": change.kind,
+                "ev_actor": change.actor,
+                "ev_step": change.step,
+                "ev_reason_code": str(change.reason_code) if change.reason_code else None,
+                "ev_detail": change.detail or {},
+                "ev_at": change.at,
+            }
+            if change.lease_owner is not None:
+                params["lock_owner"] = change.lease_owner
+            stmt = _pg_change_statement(
+                tuple(sorted(change.values)), change.allowed, change.lease_owner is not None
+            )
+            with self._autocommit.connect() as conn:
+                row = conn.execute(stmt, params).first()
+            if row is None:
+                raise JobNotFound(change.job_id)
+            state, owner, version, job = row
+            if job is None:  # the locked row failed the checks: nothing was written
+                change.check(_Locked(change.job_id, S(state), owner, version))
+                raise StaleState(f"job {change.job_id} changed underneath")  # pragma: no cover
+            return _job_from_json(job)
+        with self.engine.begin() as conn:
+            locked = self._lock_for_checks(conn, change.job_id)
+            change.check(locked)
+            job = self._cas(conn, locked, change.values)
+            self._event(
+                conn,
+                change.job_id,
+                change.kind,
+                locked.state,
+                job.state,
+                change.actor,
+                change.at,
+                step=change.step,
+                reason_code=change.reason_code,
+                detail=change.detail,
+            )
+            return job
+
+    @staticmethod
+    def _lock_for_checks(conn: Connection, job_id: str) -> _Locked:
+        row = conn.execute(_LOCK_FOR_CHECKS, {"sel_job_id": job_id}).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _Locked(job_id, S(row.state), row.lease_owner, row.version)
+
     def _locked(self, conn: Connection, job_id: str) -> Job:
-        row = conn.execute(select(jobs).where(jobs.c.job_id == job_id).with_for_update()).first()
+        row = conn.execute(_SELECT_JOB_FOR_UPDATE, {"sel_job_id": job_id}).first()
         if row is None:
             raise JobNotFound(job_id)
         return _row_to_job(row)
 
     @staticmethod
     def _check_caller(
-        job: Job,
+        job: Job | _Locked,
         expected_from: SubmissionState | Iterable[SubmissionState] | None,
         lease_owner: str | None,
     ) -> None:
@@ -664,7 +1057,6 @@ class JobStore:
 
     @staticmethod
     def _transition_values(
-        job: Job,
         to_state: SubmissionState,
         now: datetime,
         step: str | None,
@@ -692,12 +1084,10 @@ class JobStore:
         return values
 
     @staticmethod
-    def _cas(conn: Connection, job: Job, values: dict[str, Any]) -> Job:
+    def _cas(conn: Connection, job: Job | _Locked, values: dict[str, Any]) -> Job:
         res = conn.execute(
-            update(jobs)
-            .where(jobs.c.job_id == job.job_id, jobs.c.version == job.version)
-            .values(version=jobs.c.version + 1, **values)
-            .returning(*jobs.c)
+            _cas_statement(tuple(sorted(values))),
+            {"cas_job_id": job.job_id, "cas_version": job.version, **_set_params(values)},
         )
         row = res.first()
         if row is None:  # pragma: no cover - the row is locked in this transaction
@@ -719,17 +1109,18 @@ class JobStore:
         detail: dict[str, Any] | None = None,
     ) -> None:
         conn.execute(
-            insert(job_events).values(
-                job_id=job_id,
-                kind=kind,
-                from_state=from_state.value if from_state else None,
-                to_state=to_state.value,
-                actor=actor,
-                step=step,
-                reason_code=str(reason_code) if reason_code else None,
-                detail=detail or {},
-                at=now,
-            )
+            _INSERT_EVENT,
+            {
+                "job_id": job_id,
+                "kind": kind,
+                "from_state": from_state.value if from_state else None,
+                "to_state": to_state.value,
+                "actor": actor,
+                "step": step,
+                "reason_code": str(reason_code) if reason_code else None,
+                "detail": detail or {},
+                "at": now,
+            },
         )
 
     # ---------------------------------------------------------------- step timings
@@ -743,13 +1134,29 @@ class JobStore:
     ) -> None:
         """Store how long each step of an attempt took (reports and budgets read them)."""
         now = now or self.clock()
+        timings = list(timings)
+        if not timings:
+            return
+        if self._one_statement:
+            # One INSERT (of all the steps, from arrays) is atomic by itself: no BEGIN/COMMIT.
+            steps, seconds, oks = (list(column) for column in zip(*timings, strict=True))
+            params = {
+                "st_job_id": job_id,
+                "st_attempt": attempt,
+                "st_at": now,
+                "st_steps": steps,
+                "st_seconds": seconds,
+                "st_ok": oks,
+            }
+            with self._autocommit.connect() as conn:
+                conn.execute(_PG_INSERT_STEPS, params)
+            return
         rows = [
             {"job_id": job_id, "attempt": attempt, "step": s, "seconds": sec, "ok": ok, "at": now}
             for s, sec, ok in timings
         ]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(insert(job_steps), rows)
+        with self.engine.begin() as conn:
+            conn.execute(insert(job_steps), rows)
 
     @reconnecting
     def step_timings(self, job_id: str | None = None) -> list[dict[str, Any]]:
@@ -765,7 +1172,7 @@ class JobStore:
     def get(self, job_id: str) -> Job:
         """One job by id."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
+            row = conn.execute(_SELECT_JOB, {"sel_job_id": job_id}).first()
         if row is None:
             raise JobNotFound(job_id)
         return _row_to_job(row)
