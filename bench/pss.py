@@ -133,16 +133,18 @@ class TreeCpuMeter:
         self._thread.start()
 
     def _is_client(self, key: tuple[int, int]) -> bool:
+        # Read on every scan, not cached: between fork and exec a child still shows our own
+        # command line, and the portal only becomes recognisable once it has exec'd.
         if key in self._excluded:
             return False
-        if key not in self._seen:
-            try:
-                cmdline = Path(f"/proc/{key[0]}/cmdline").read_bytes()
-            except OSError:
-                return False
-            if any(marker in cmdline for marker in NOT_CLIENT):
-                self._excluded.add(key)
-                return False
+        try:
+            cmdline = Path(f"/proc/{key[0]}/cmdline").read_bytes()
+        except OSError:
+            return key in self._seen
+        if any(marker in cmdline for marker in NOT_CLIENT):
+            self._excluded.add(key)
+            self._seen.pop(key, None)
+            return False
         return True
 
     def scan(self) -> None:
