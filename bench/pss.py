@@ -129,6 +129,7 @@ class TreeCpuMeter:
         self._seen: dict[tuple[int, int], float] = {}
         self._excluded: set[tuple[int, int]] = set()
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
         self._thread.start()
 
@@ -164,9 +165,19 @@ class TreeCpuMeter:
                 todo.extend(children.get(pid, []))
 
     def _run(self) -> None:
-        while True:
-            time.sleep(self.period_s)
+        # A periodic timer, not synchronisation: close() ends it at once through the event.
+        while not self._stop.wait(self.period_s):
             self.scan()
+
+    def close(self) -> None:
+        """Stop the background readings (the process-wide meter runs until exit)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def counted_pids(self) -> set[int]:
+        """PIDs whose CPU is in the total so far."""
+        with self._lock:
+            return {pid for pid, _ in self._seen}
 
     def seconds(self) -> float:
         """This process's CPU plus every descendant's so far."""
