@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from bench.measures import percentile
+from bench.measures import STEP_ORDER, percentile
 
 Impl = Literal["store", "raw"]
 Workload = Literal["lifecycle", "claim_complete"]
@@ -42,19 +42,7 @@ TRANSACTIONS_PER_JOB = {"lifecycle": 9, "claim_complete": 2}
 OEM = "northwind"
 LEASE_S = 180.0
 MILESTONES = ("login", "search", "fill", "pre_submit_evidence", "submit_clicked")
-STEP_TIMINGS = [
-    (step, 0.5, True)
-    for step in (
-        "login",
-        "search",
-        "fill",
-        "pre_submit_evidence",
-        "submit",
-        "confirm",
-        "post_confirm_evidence",
-        "evidence_upload",
-    )
-]
+STEP_TIMINGS = [(step, 0.5, True) for step in STEP_ORDER]
 CLAIMABLE = ["queued", "retry_scheduled", "needs_reconciliation"]
 #: Seconds any claimer may take for one run before the harness gives up on it.
 RUN_TIMEOUT_S = 600.0

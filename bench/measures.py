@@ -8,6 +8,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+#: Steps in the order a job goes through them (runner names; baselines use the same).
+STEP_ORDER = (
+    "login",
+    "search",
+    "fill",
+    "pre_submit_evidence",
+    "submit",
+    "confirm",
+    "post_confirm_evidence",
+    "evidence_upload",
+)
+
 
 @dataclass
 class JobTiming:

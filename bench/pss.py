@@ -90,16 +90,6 @@ def tree_pss_mb(executable: str, root: int | None = None) -> tuple[float, int]:
     return total / 1024, count
 
 
-def cpu_seconds_of(pid: int) -> float | None:
-    """User + system CPU seconds a live process has used so far, or None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 #: Command lines whose processes (and their children) are not the client: the sandbox portal.
 NOT_CLIENT = (b"bench.sandbox_process",)
 
@@ -112,6 +102,12 @@ def _stat_cpu(pid: int) -> tuple[int, float] | None:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[19]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_of(pid: int) -> float | None:
+    """User + system CPU seconds a live process has used so far, or None when it is gone."""
+    reading = _stat_cpu(pid)
+    return reading[1] if reading is not None else None
 
 
 class TreeCpuMeter:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from bench.measures import VariantRun, percentile
+from bench.measures import STEP_ORDER, VariantRun, percentile
 
 #: Variants in table order; the first two are the raw-Playwright baselines.
 VARIANTS = ("bare", "evidence", "runner", "runner_no_video", "pipeline", "process_per_job")
@@ -22,17 +22,6 @@ VARIANT_LABELS = {
     "process_per_job": "process-per-job (raw)",
 }
 SCENARIO_LABELS = {"cpu": "CPU-bound", "latency": "latency-bound (search 2 s)"}
-#: Steps in the order a job goes through them (runner names; baselines use the same).
-STEP_ORDER = (
-    "login",
-    "search",
-    "fill",
-    "pre_submit_evidence",
-    "submit",
-    "confirm",
-    "post_confirm_evidence",
-    "evidence_upload",
-)
 STEP_SHORT = {
     "pre_submit_evidence": "pre_shot",
     "post_confirm_evidence": "post_shot",
