@@ -1,33 +1,40 @@
-"""OEM adapters: one package per OEM, each a selector/regex file per UI version plus overrides.
+"""OEM adapters: a folder of plug-ins, one package per OEM (its settings, selector files and a
+small subclass of `adapters.base`), listed in `registry.toml`.
 
-The registry below is the list of OEMs the pipeline knows (Dagster's partitions come from it).
+The core reads the registry through `submissions_pipeline.oems`; these shortcuts are for tests,
+the benchmark and people at a Python prompt.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from pathlib import Path
 
+from submissions_pipeline.oems import OemRegistry, oem_registry
 from submissions_pipeline.runner.adapter import PortalAdapter
 
-#: OEM key -> "module:Class" of its adapter. Adding an OEM starts with one line here.
-REGISTRY: dict[str, str] = {
-    "northwind": "adapters.northwind:NorthwindAdapter",
-    "aurora": "adapters.aurora:AuroraAdapter",
-    "kestrel": "adapters.kestrel:KestrelAdapter",
-}
+FOLDER = Path(__file__).resolve().parent
+
+
+def registry() -> OemRegistry:
+    """The registry of this folder."""
+    return oem_registry(FOLDER)
 
 
 def oem_keys() -> list[str]:
-    """Every OEM with an adapter, sorted (stable partition keys)."""
-    return sorted(REGISTRY)
+    """Every OEM registered here, sorted."""
+    return registry().oem_keys()
+
+
+def sandbox_oem_keys() -> list[str]:
+    """The OEMs a sandbox portal backs."""
+    return registry().sandbox_oem_keys()
 
 
 def load_adapter(oem: str) -> PortalAdapter:
     """A fresh adapter for one OEM."""
-    module, _, cls = REGISTRY[oem].partition(":")
-    return getattr(import_module(module), cls)()
+    return registry().load_adapter(oem)
 
 
 def load_adapters() -> dict[str, PortalAdapter]:
     """One adapter per registered OEM."""
-    return {oem: load_adapter(oem) for oem in oem_keys()}
+    return registry().load_adapters()

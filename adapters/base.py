@@ -21,6 +21,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from adapters.selectors import LocatorSpec, SelectorSet, load_selector_sets
 from submissions_pipeline.credentials import DealerCredentials
 from submissions_pipeline.domain import Case, ReasonCode
+from submissions_pipeline.domain.oem import OemSettings
 from submissions_pipeline.runner.adapter import LookupResult, PortalAdapter, SecretSection
 from submissions_pipeline.runner.errors import (
     AdapterBug,
@@ -58,20 +59,18 @@ def _dismiss_any(popups: list[tuple[Locator, Locator]]) -> Callable[[], Awaitabl
 class TemplatedPortalAdapter(PortalAdapter):
     """Log in → search → form steps → review → submit → confirmation, from selector files."""
 
-    #: Folder holding `<version>.json` selector files; defaults to `<package>/selectors`.
-    selectors_dir: ClassVar[Path | None] = None
     #: Navigation timeout of the slow search step (the step's hard budget is the outer guard).
     search_timeout_ms: ClassVar[float] = 35_000
 
-    def __init__(self, selector_sets: dict[str, SelectorSet] | None = None):
-        if selector_sets is None:
-            folder = (
-                self.selectors_dir
-                or Path(__import__(type(self).__module__, fromlist=["_"]).__file__).parent
-                / "selectors"
-            )
-            selector_sets = load_selector_sets(folder)
-        self.selector_sets = selector_sets
+    def __init__(
+        self,
+        settings: OemSettings,
+        folder: Path,
+        selector_sets: dict[str, SelectorSet] | None = None,
+    ):
+        super().__init__(settings, folder)
+        # One `<ui version>.json` per UI version in the OEM folder's `selectors/`.
+        self.selector_sets = selector_sets or load_selector_sets(folder / "selectors")
         # Last main-document status per page: how a 5xx page is told from a real one.
         self._status: weakref.WeakKeyDictionary[Page, int] = weakref.WeakKeyDictionary()
         # Pages showing a search form nobody has typed into yet.

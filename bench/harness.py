@@ -39,6 +39,7 @@ from bench.report import (
     render,
 )
 from bench.sandbox_process import SandboxProcess
+from submissions_pipeline.settings import Settings, load_settings
 
 Echo = Callable[[str], None]
 
@@ -191,7 +192,7 @@ def chromium_executable() -> str:
     """The browser every variant launches (SUBMISSIONS_CHROMIUM, else Debian's)."""
     from submissions_pipeline.runner.config import default_chromium
 
-    return os.environ.get("SUBMISSIONS_CHROMIUM") or default_chromium()
+    return load_settings().chromium or default_chromium()
 
 
 def machine_info(executable: str) -> Machine:
@@ -232,9 +233,9 @@ def machine_info(executable: str) -> Machine:
     )
 
 
-def default_pg_url() -> str | None:
+def default_pg_url(settings: Settings | None = None) -> str | None:
     """SUBMISSIONS_BENCH_PG_URL, else the test suite's SUBMISSIONS_TEST_PG_URL."""
-    return os.environ.get("SUBMISSIONS_BENCH_PG_URL") or os.environ.get("SUBMISSIONS_TEST_PG_URL")
+    return (settings or load_settings()).bench_pg_url
 
 
 # ------------------------------------------------------------------------ throughput
@@ -449,7 +450,6 @@ def run_bench(
     """
     from bench.chart import write_chart
     from submissions_pipeline.runner.browser import ensure_video_support
-    from submissions_pipeline.settings import load_settings
 
     started = datetime.now(UTC)
     t0 = time.monotonic()
@@ -457,8 +457,8 @@ def run_bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch_root = out_dir / f"scratch-{uuid.uuid4().hex[:8]}"
     scratch_root.mkdir(parents=True)
-    # Video needs Playwright's ffmpeg path set before any driver starts (STACK-NOTES).
-    ensure_video_support(load_settings().home)
+    # Video needs Playwright's ffmpeg path set before any driver starts: the driver reads it once.
+    ensure_video_support(load_settings().browsers_path)
     report = BenchReport(
         mode=plan.mode,
         started_at=started,

@@ -152,7 +152,7 @@ def pipeline_pending_reason() -> str | None:
     try:
         import submissions_pipeline.definitions as definitions
         from submissions_pipeline.assets.partitions import NIGHTLY_JOB_NAME  # noqa: F401
-        from submissions_pipeline.assets.runs import BROWSER_POOL  # noqa: F401
+        from submissions_pipeline.assets.submission_runs import BROWSER_POOL  # noqa: F401
         from submissions_pipeline.resources import BrowserResource  # noqa: F401
     except Exception as exc:  # the wiring is written concurrently; report, don't crash
         return f"Dagster wiring not importable yet: {type(exc).__name__}: {exc}"
@@ -190,12 +190,9 @@ def run_pipeline(
     evidence and writes the outcomes back (evidence_bundles, crm_updates), with every check.
     Wall time is the whole run.
     """
-    from dagster import DagsterInstance
-
-    from submissions_pipeline.assets.partitions import NIGHTLY_JOB_NAME
-    from submissions_pipeline.assets.runs import BROWSER_POOL
     from submissions_pipeline.crm import EmbeddedCrm
     from submissions_pipeline.definitions import build_definitions
+    from submissions_pipeline.launcher import launch_nightly, nightly_job, persistent_instance
     from submissions_pipeline.resources import (
         BrowserResource,
         CredentialsResource,
@@ -232,37 +229,27 @@ def run_pipeline(
             "portals": PortalsResource(urls={BENCH_OEM: base_url}),
         }
     )
-    job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
     plan = {
         "workers": 1,  # one Chromium, like every other variant
         "context_cap": cap,
         "max_jobs": len(cases),
         "jobs_per_worker": max(1, len(cases)),
     }
-    run_config = {
-        "ops": {"submission_runs": {"ops": {"plan_workers": {"config": plan}}}},
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
-    with DagsterInstance.from_config(str(home)) as instance:
-        instance.event_log_storage.set_concurrency_slots(BROWSER_POOL, 1)
-        cpu0, t0 = client_cpu_seconds(), time.perf_counter()
-        result = job.execute_in_process(
-            partition_key=BENCH_OEM,
-            instance=instance,
-            raise_on_error=False,
-            run_config=run_config,
-        )
-        wall, cpu = time.perf_counter() - t0, client_cpu_seconds() - cpu0
-    note = (
-        ""
-        if result.success
-        else "run failed: "
-        + "; ".join(
-            (e.message or e.event_type_value)[:200] for e in result.get_step_failure_events()
-        )
-    )
     store = JobStore.from_url(db_url, migrate_schema=False)
     try:
+        with persistent_instance(home, browser_slots=1) as instance:
+            cpu0, t0 = client_cpu_seconds(), time.perf_counter()
+            run = launch_nightly(
+                nightly_job(defs),
+                BENCH_OEM,
+                instance,
+                store=store,
+                trigger="bench",
+                plan=plan,
+                log_level="WARNING",
+            )
+            wall, cpu = time.perf_counter() - t0, client_cpu_seconds() - cpu0
+        note = "" if run.success else f"run failed: {(run.failure_reason or '')[:400]}"
         jobs = jobs_from_store(store, [S.CRM_UPDATED])
     finally:
         store.dispose()

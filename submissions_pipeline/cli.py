@@ -8,22 +8,91 @@ from pathlib import Path
 import typer
 
 from submissions_pipeline.crm import MIN_PER_OEM, EmbeddedCrm, seed_demo_cases
-from submissions_pipeline.settings import load_settings
+from submissions_pipeline.oems import OemConfigError
+from submissions_pipeline.settings import SettingsError, load_settings
 from submissions_pipeline.store import JobStore
+from submissions_pipeline.store import migrate as migrations
+from submissions_pipeline.store.engine import make_engine
 
-app = typer.Typer(help="Automated OEM portal submissions.", no_args_is_help=True)
+
+class _App(typer.Typer):
+    """The command group; a configuration error ends with its message, not a traceback."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        try:
+            return super().__call__(*args, **kwargs)
+        except (SettingsError, OemConfigError) as exc:
+            typer.echo(f"configuration error: {exc}", err=True)
+            raise SystemExit(2) from None
+
+
+app = _App(help="Automated OEM portal submissions.", no_args_is_help=True)
+db = typer.Typer(help="Inspect and author the database's migrations (Alembic).")
+app.add_typer(db, name="db")
 
 
 def _store() -> JobStore:
-    return JobStore.from_url(load_settings().db_url)
+    return JobStore.from_url(load_settings().database_url)
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (idempotent)."""
     settings = load_settings()
-    JobStore.from_url(settings.db_url).dispose()
-    typer.echo(f"database ready: {settings.db_url}")
+    JobStore.from_url(settings.database_url).dispose()
+    typer.echo(f"database ready at {migrations.head()}: {settings.database_url_for_display}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """The revision the database is at, and the newest one the code has."""
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        at = migrations.current(engine)
+    finally:
+        engine.dispose()
+    newest = migrations.head()
+    typer.echo(f"database: {settings.database_url_for_display}")
+    typer.echo(f"at: {', '.join(at) or 'nothing (never migrated)'}; newest: {newest}")
+    if at != [newest]:
+        typer.echo("run `submissions migrate` (or `submissions db upgrade`) to bring it up")
+
+
+@db.command("history")
+def db_history() -> None:
+    """Every migration, oldest first."""
+    for rev, down, doc in migrations.history():
+        typer.echo(f"{down or '-':>5} -> {rev}  {doc}")
+
+
+@db.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        migrations.upgrade(engine, revision)
+        typer.echo(f"at: {', '.join(migrations.current(engine))}")
+    finally:
+        engine.dispose()
+
+
+@db.command("revision")
+def db_revision(
+    message: str = typer.Option(..., "-m", "--message", help="What the migration does."),
+    autogenerate: bool = typer.Option(
+        False, help="Fill it from the difference between the database and the code's tables."
+    ),
+) -> None:
+    """Write a new migration file after the newest one."""
+    engine = make_engine(load_settings().database_url) if autogenerate else None
+    try:
+        path = migrations.revision(message, engine=engine)
+    finally:
+        if engine is not None:
+            engine.dispose()
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
@@ -40,7 +109,7 @@ def run(
     per_oem: int = typer.Option(20, "--per-oem", help="Demo cases per OEM when the CRM is empty."),
 ) -> None:
     """Run the nightly job for every OEM on the embedded default and print a summary."""
-    from submissions_pipeline.pipeline import run_nightly
+    from submissions_pipeline.demo import run_nightly
 
     raise typer.Exit(0 if run_nightly(oem or None, per_oem=per_oem, echo=typer.echo).ok else 1)
 
@@ -48,7 +117,7 @@ def run(
 @app.command()
 def ui(port: int = typer.Option(3000, help="Port of the Dagster UI.")) -> None:
     """The sandbox portals and the Dagster UI (dagster dev) until Ctrl-C."""
-    from submissions_pipeline.pipeline import serve_ui
+    from submissions_pipeline.demo import serve_ui
 
     raise typer.Exit(serve_ui(port, echo=typer.echo))
 
@@ -61,10 +130,17 @@ def seed(
     rng_seed: int = typer.Option(7, "--seed", help="Same seed, same cases."),
 ) -> None:
     """Fill the embedded CRM with demo cases for every sandbox OEM (seeding again adds nothing)."""
+    from submissions_pipeline.oems import oem_registry
+
     settings = load_settings()
-    store = JobStore.from_url(settings.db_url)  # migrates: the CRM tables live beside the jobs
-    summary = seed_demo_cases(EmbeddedCrm(store.engine), per_oem=per_oem, seed=rng_seed)
-    typer.echo(f"database: {settings.db_url}")
+    store = JobStore.from_url(settings.database_url)  # migrates: the CRM tables live beside jobs
+    summary = seed_demo_cases(
+        EmbeddedCrm(store.engine),
+        oems=oem_registry(settings.adapters_dir).sandbox_oem_keys(),
+        per_oem=per_oem,
+        seed=rng_seed,
+    )
+    typer.echo(f"database: {settings.database_url_for_display}")
     typer.echo("oem        cases  valid  invalid  redaction_sensitive  test_records  added")
     for oem, c in summary.per_oem.items():
         typer.echo(
@@ -88,36 +164,44 @@ def _print_report(report) -> None:  # type: ignore[no-untyped-def]
     )
 
 
+def _batch_config(browser, **batch):  # type: ignore[no-untyped-def]
+    from submissions_pipeline.runner import BatchConfig
+
+    headed = batch.pop("headed", False)
+    video = batch.pop("video", None)
+    cfg: BatchConfig = browser.batch_config(**batch)
+    cfg.browser = cfg.browser.model_copy(update={"headless": not headed})
+    if video is not None:
+        cfg.evidence = cfg.evidence.model_copy(update={"video": video})
+    return cfg
+
+
 @app.command("run-batch")
 def run_batch_command(
     oem: str | None = typer.Option(None, help="Only this OEM's jobs."),
     max_jobs: int = typer.Option(50, help="Stop after this many attempts."),
-    context_cap: int = typer.Option(3, help="Concurrent browser contexts."),
+    context_cap: int | None = typer.Option(None, help="Concurrent browser contexts."),
     headed: bool = typer.Option(False, help="Show the browser (needs a display)."),
-    video: str = typer.Option("on-retry", help="off | on-retry | retain-on-failure | on"),
+    video: str | None = typer.Option(None, help="off | on-retry | retain-on-failure | on"),
     dry_run: bool = typer.Option(False, help="Report what is due; claim nothing."),
     lease_s: float = typer.Option(180.0, help="Lease per claimed job; heartbeats renew it."),
 ) -> None:
     """Run one worker batch outside Dagster, for debugging an adapter or a portal."""
-    import adapters
-    from submissions_pipeline.runner import (
-        BatchConfig,
-        BrowserSettings,
-        EvidenceSettings,
-        run_batch,
-    )
-    from submissions_pipeline.runner.assembly import deps_from_settings
+    from submissions_pipeline.resource_sets import worker_dependencies
+    from submissions_pipeline.runner import run_batch
 
-    deps = deps_from_settings(load_settings(), adapters.load_adapters())
-    cfg = BatchConfig(
-        oem=oem,
-        max_jobs=max_jobs,
-        dry_run=dry_run,
-        lease_s=lease_s,
-        browser=BrowserSettings(context_cap=context_cap, headless=not headed),
-        evidence=EvidenceSettings(video=video),
-    )
-    report = run_batch(cfg, deps)
+    with worker_dependencies(load_settings(), [oem] if oem else None) as (deps, browser):
+        cfg = _batch_config(
+            browser,
+            oem=oem,
+            max_jobs=max_jobs,
+            dry_run=dry_run,
+            lease_s=lease_s,
+            context_cap=context_cap,
+            headed=headed,
+            video=video,
+        )
+        report = run_batch(cfg, deps)
     if dry_run:
         typer.echo(f"due now: {report.due_at_start}")
     _print_report(report)
@@ -126,31 +210,28 @@ def run_batch_command(
 @app.command()
 def worker(
     oem: str | None = typer.Option(None, help="Only this OEM's jobs."),
-    context_cap: int = typer.Option(3, help="Concurrent browser contexts."),
+    context_cap: int | None = typer.Option(None, help="Concurrent browser contexts."),
     poll_s: float = typer.Option(15.0, help="Sleep between empty polls."),
     once: bool = typer.Option(False, help="Drain the queue once and exit."),
 ) -> None:
     """A long-running worker: reap expired leases, pull due jobs, repeat (scale out with more)."""
     import time
 
-    import adapters
-    from submissions_pipeline.runner import BatchConfig, BrowserSettings, run_batch
-    from submissions_pipeline.runner.assembly import deps_from_settings
+    from submissions_pipeline.resource_sets import worker_dependencies
+    from submissions_pipeline.runner import run_batch
 
-    deps = deps_from_settings(load_settings(), adapters.load_adapters())
-    while True:
-        reaped = deps.store.reap_expired()
-        if reaped:
-            typer.echo(f"reaped {len(reaped)} expired lease(s)")
-        report = run_batch(
-            BatchConfig(oem=oem, browser=BrowserSettings(context_cap=context_cap)), deps
-        )
-        if report.outcomes:
-            _print_report(report)
-        if once:
-            return
-        if not report.outcomes:
-            time.sleep(poll_s)
+    with worker_dependencies(load_settings(), [oem] if oem else None) as (deps, browser):
+        while True:
+            reaped = deps.store.reap_expired()
+            if reaped:
+                typer.echo(f"reaped {len(reaped)} expired lease(s)")
+            report = run_batch(_batch_config(browser, oem=oem, context_cap=context_cap), deps)
+            if report.outcomes:
+                _print_report(report)
+            if once:
+                return
+            if not report.outcomes:
+                time.sleep(poll_s)
 
 
 @app.command()
@@ -175,14 +256,13 @@ def sandbox(
     knobs, `--set aurora.ui_version=v2`.
     """
     import sandbox as sandbox_pkg
-    from sandbox.accounts import credentials_document
     from sandbox.server import main as sandbox_main
+    from submissions_pipeline.demo import write_sandbox_credentials
 
     if write_credentials:
-        path = load_settings().home / "sandbox-credentials.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(credentials_document(list(sandbox_pkg.PORTALS))))
-        path.chmod(0o600)
+        path = write_sandbox_credentials(
+            load_settings().home / "sandbox-credentials.json", list(sandbox_pkg.PORTALS)
+        )
         typer.echo(f"credentials for workers: export SUBMISSIONS_CREDENTIALS_FILE={path}")
     raise typer.Exit(sandbox_main(list(ctx.args)))
 
@@ -216,7 +296,7 @@ def bench(
     ),
     out: Path | None = typer.Option(None, help="Output folder (default SUBMISSIONS_HOME/bench)."),
 ) -> None:
-    """Benchmark against raw-Playwright baselines: throughput, memory and the queue (issue 9).
+    """Benchmark against raw-Playwright baselines: throughput, memory and the queue.
 
     Prints the tables and the targets (met or missed); writes JSON, PNG and markdown.
 
@@ -240,7 +320,8 @@ def bench(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    run_bench(plan, out or load_settings().home / "bench", default_pg_url(), echo=typer.echo)
+    settings = load_settings()
+    run_bench(plan, out or settings.home / "bench", default_pg_url(settings), echo=typer.echo)
 
 
 @app.command()
@@ -251,7 +332,7 @@ def soak(
     out: Path = typer.Option(Path("var/soak"), help="Report folder (report.json, chart.png)."),
 ) -> None:
     """Soak the real pipeline against faulty sandbox portals and judge it by the field notes."""
-    from sandbox.soak import SoakConfig, run_soak
+    from bench.soak import SoakConfig, run_soak
 
     report = run_soak(
         SoakConfig(

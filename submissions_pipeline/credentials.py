@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from abc import ABC, abstractmethod
-from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretStr
@@ -49,24 +47,11 @@ class JsonCredentialProvider(CredentialProvider):
     "totp_secret"?}}}``, given inline (``SUBMISSIONS_CREDENTIALS``) or as a file path
     (``SUBMISSIONS_CREDENTIALS_FILE``, e.g. a mounted Kubernetes secret)."""
 
-    ENV_INLINE = "SUBMISSIONS_CREDENTIALS"
-    ENV_FILE = "SUBMISSIONS_CREDENTIALS_FILE"
-
     def __init__(self, document: dict[str, dict[str, dict[str, str]]]):
         self._creds: dict[tuple[str, str], DealerCredentials] = {}
         for oem, dealers in document.items():
             for dealer_id, c in dealers.items():
                 self._creds[(oem, dealer_id)] = DealerCredentials(oem=oem, dealer_id=dealer_id, **c)
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> JsonCredentialProvider:
-        """Read the inline JSON or the file the environment names; empty when neither is set."""
-        env = os.environ if environ is None else environ
-        if env.get(cls.ENV_INLINE):
-            return cls(json.loads(env[cls.ENV_INLINE]))
-        if env.get(cls.ENV_FILE):
-            return cls(json.loads(Path(env[cls.ENV_FILE]).read_text()))
-        return cls({})
 
     def get(self, oem: str, dealer_id: str) -> DealerCredentials:
         try:

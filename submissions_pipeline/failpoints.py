@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 
-ENV = "SUBMISSIONS_FAILPOINTS"
+from submissions_pipeline.settings import process_settings
 
 #: Every point the code defines, in the order a job meets them.
 POINTS = (
@@ -23,6 +23,5 @@ POINTS = (
 
 def failpoint(name: str) -> None:
     """SIGKILL the current process if the failpoint `name` is enabled."""
-    enabled = os.environ.get(ENV)
-    if enabled and name in enabled.split(","):
+    if name in process_settings().enabled_failpoints:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -27,6 +27,8 @@ from submissions_pipeline.runner import (
     BatchConfig,
     BrowserSettings,
     EvidenceSettings,
+    PortalAdapter,
+    RunnerDeps,
     StepBudgets,
 )
 from submissions_pipeline.store import JobStore
@@ -45,7 +47,7 @@ class JobStoreResource(ConfigurableResource):
     migrate: bool = Field(
         True, description="Bring the schema to the newest migration when the store is opened."
     )
-    max_attempts: int = Field(3, ge=1, description="Attempts per job (field notes: 3).")
+    max_attempts: int = Field(3, ge=1, description="Attempts per job, the first included.")
     retry_time_scale: float = Field(
         1.0,
         gt=0,
@@ -182,42 +184,44 @@ class BrowserResource(ConfigurableResource):
     """Playwright worker settings: the browser, contexts per worker, leases, budgets, evidence.
 
     Run config (the launchpad) may lower the context cap per run; everything else is deployment
-    configuration.
+    configuration. What proof an attempt keeps is `EvidenceSettings`: `evidence` holds only the
+    fields a deployment changes, so the defaults and their meaning live in one place.
     """
 
     home: str = Field(description="Working folder of workers (Playwright's ffmpeg link, scratch).")
     executable_path: str | None = Field(
-        None, description="Chromium binary; None: SUBMISSIONS_CHROMIUM or Debian's chromium."
+        None, description="Browser binary; None: Debian's default build."
+    )
+    browsers_path: str | None = Field(
+        None, description="PLAYWRIGHT_BROWSERS_PATH for the driver; None: home/pw-browsers."
     )
     headless: bool = True
     context_cap: int = Field(
-        3, ge=1, le=16, description="Concurrent contexts per worker (field notes: 1-2 per vCPU)."
+        3, ge=1, le=16, description="Concurrent contexts per worker (1-2 per vCPU is stable)."
     )
     lease_s: float = Field(180.0, gt=0, description="Lease per claimed job; heartbeats renew it.")
     session_reuse_s: float = Field(
         600.0, ge=0, description="Reuse a dealer's logged-in session this long (0: never)."
     )
     job_timeout_s: float = Field(120.0, gt=0, description="Hard timeout of one attempt.")
-    trace: bool = Field(True, description="Record a Playwright trace of every attempt.")
-    trace_snapshots_on_retry: bool = Field(
-        True, description="DOM snapshots in traces from the second attempt on (they cost ~22 %)."
+    evidence: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Overrides of EvidenceSettings (trace, trace_snapshots_on_retry, video, "
+        "video_sample_rate), e.g. {'video': 'off'}.",
     )
-    video: str = Field(
-        "on-retry",
-        pattern="^(off|on-retry|retain-on-failure|on)$",
-        description="off | on-retry (retries and a sample) | retain-on-failure (every attempt "
-        "recorded, kept on failure and a sample) | on",
-    )
-    video_sample_rate: float = Field(
-        0.05, ge=0, le=1, description="Share of successful attempts whose video is kept."
-    )
+
+    def evidence_settings(self) -> EvidenceSettings:
+        """The evidence each attempt keeps: EvidenceSettings' defaults plus `evidence`."""
+        return EvidenceSettings.model_validate(self.evidence)
 
     def batch_config(self, **batch: Any) -> BatchConfig:
         """A worker's BatchConfig: these settings plus the batch's own fields (oem, run_id, …).
 
-        `context_cap` among the batch fields overrides the deployment's cap for this batch.
+        `context_cap` and `lease_s` among the batch fields override the deployment's for this
+        batch.
         """
         context_cap = batch.pop("context_cap", None) or self.context_cap
+        batch.setdefault("lease_s", self.lease_s)
         browser: dict[str, Any] = {
             "headless": self.headless,
             "context_cap": context_cap,
@@ -225,16 +229,12 @@ class BrowserResource(ConfigurableResource):
         }
         if self.executable_path:
             browser["executable_path"] = self.executable_path
+        if self.browsers_path:
+            browser["browsers_path"] = self.browsers_path
         return BatchConfig(
-            lease_s=self.lease_s,
             browser=BrowserSettings(**browser),
             budgets=StepBudgets(job_s=self.job_timeout_s),
-            evidence=EvidenceSettings(
-                trace=self.trace,
-                trace_snapshots_on_retry=self.trace_snapshots_on_retry,
-                video=self.video,
-                video_sample_rate=self.video_sample_rate,
-            ),
+            evidence=self.evidence_settings(),
             **batch,
         )
 
@@ -244,7 +244,7 @@ class CredentialsResource(ConfigurableResource):
 
     Secrets reach Dagster only through EnvVar (`credentials_json=EnvVar("SUBMISSIONS_CREDENTIALS")`)
     or a mounted secret file, never as literal config: Dagster shows literal config in the UI.
-    With neither set, the process environment is read at use time (JsonCredentialProvider).
+    With neither set there are no credentials (every login fails as an auth failure).
     """
 
     credentials_json: str | None = Field(None, description="Inline JSON; only through EnvVar.")
@@ -256,7 +256,7 @@ class CredentialsResource(ConfigurableResource):
             return JsonCredentialProvider(json.loads(self.credentials_json))
         if self.credentials_file:
             return JsonCredentialProvider(json.loads(Path(self.credentials_file).read_text()))
-        return JsonCredentialProvider.from_env()
+        return JsonCredentialProvider({})
 
 
 class PortalsResource(ConfigurableResource):
@@ -267,3 +267,24 @@ class PortalsResource(ConfigurableResource):
     def url_map(self) -> dict[str, str]:
         """OEM key -> base URL, as the runner takes it."""
         return dict(self.urls)
+
+
+def runner_deps(
+    *,
+    job_store: JobStoreResource,
+    artifacts: ArtifactStoreResource,
+    credentials: CredentialsResource,
+    portals: PortalsResource,
+    browser: BrowserResource,
+    adapters: dict[str, PortalAdapter],
+) -> RunnerDeps:
+    """A worker's dependencies from the resources: the one way both a Dagster worker op and
+    `submissions worker` / `run-batch` get them, so the two can never pick differently."""
+    return RunnerDeps(
+        store=job_store.get_store(),
+        artifacts=artifacts.get_store(),
+        credentials=credentials.get_provider(),
+        adapters=adapters,
+        portal_urls=portals.url_map(),
+        home=Path(browser.home),
+    )

@@ -19,7 +19,6 @@ from dagster import (
     schedule,
 )
 
-from adapters import oem_keys
 from submissions_pipeline.assets import SUBMISSION_ASSETS, submission_report
 from submissions_pipeline.assets.partitions import (
     NIGHTLY_JOB_NAME,
@@ -28,6 +27,7 @@ from submissions_pipeline.assets.partitions import (
     TRIGGER_TAG,
     nightly_timing,
 )
+from submissions_pipeline.oems import oem_registry
 
 #: Steps one run executes at once. Workers are further capped by the `browser` pool across
 #: runs; each step is a fresh process (~1-1.5 s), so this stays near the core count.
@@ -88,6 +88,6 @@ def morning_report(context: ScheduleEvaluationContext) -> RunRequest:
     )
 
 
-NIGHTLY_SCHEDULES = [nightly_schedule(oem) for oem in oem_keys()]
+NIGHTLY_SCHEDULES = [nightly_schedule(oem) for oem in oem_registry().oem_keys()]
 ALL_SCHEDULES = [*NIGHTLY_SCHEDULES, morning_report]
 ALL_JOBS = [nightly_job, report_job]

@@ -25,12 +25,12 @@ from dagster import (
     sensor,
 )
 
-from adapters import oem_keys
 from submissions_pipeline.assets.job_metrics import markdown_table
 from submissions_pipeline.assets.partitions import OEM_TAG, PARTITION_TAG, TRIGGER_TAG
-from submissions_pipeline.assets.runs import submission_runs
+from submissions_pipeline.assets.submission_runs import submission_runs
 from submissions_pipeline.domain import FailureObject, Job, ReasonCode, SubmissionState
 from submissions_pipeline.domain.states import LEASED_STATES
+from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import CrmResource, JobStoreResource
 from submissions_pipeline.schedules import nightly_job
 from submissions_pipeline.store import JobStore, StaleState
@@ -76,7 +76,7 @@ def new_crm_cases_sensor(context: SensorEvaluationContext, crm: CrmResource) -> 
     cursor = _load_cursor(context.cursor)
     client = crm.get_client()
     requests = []
-    for oem in oem_keys():
+    for oem in oem_registry().oem_keys():
         page = client.list_new_cases(oem, cursor.get(oem), limit=500)
         if not page.records:
             continue
@@ -122,7 +122,7 @@ def retries_due_sensor(
     store = job_store.get_store()
     now = store.clock()
     requests = []
-    for oem in oem_keys():
+    for oem in oem_registry().oem_keys():
         due = due_retries(store, oem, now)
         if not due:
             continue

@@ -116,13 +116,13 @@ def runner_deps(sandbox, tmp_path):
     from submissions_pipeline.credentials import JsonCredentialProvider
     from submissions_pipeline.runner import RunnerDeps
 
-    oems = adapters.oem_keys()
+    oems = adapters.sandbox_oem_keys()
     store = JobStore.from_url(f"sqlite:///{tmp_path / 'jobs.db'}")
     deps = RunnerDeps(
         store=store,
         artifacts=LocalArtifactStore(tmp_path / "artifacts"),
         credentials=JsonCredentialProvider(credentials_document(oems)),
-        adapters=adapters.load_adapters(),
+        adapters=adapters.registry().load_adapters(oems),
         portal_urls={oem: sandbox.base_url(oem) for oem in oems},
         home=tmp_path,
     )

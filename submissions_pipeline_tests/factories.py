@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from submissions_pipeline.domain import Case
+from submissions_pipeline.runner import BatchConfig, EvidenceSettings
 
 VALID_VINS = [
     "1HGCM82633A004352",
@@ -39,3 +40,10 @@ def case_record(n: int = 1, oem: str = "northwind", **overrides: Any) -> dict[st
 
 def make_case(n: int = 1, **overrides: Any) -> Case:
     return Case.model_validate(case_record(n, **overrides))
+
+
+def quick_config(**overrides: Any) -> BatchConfig:
+    """A batch config for tests: no video unless asked, seeded."""
+    cfg: dict[str, Any] = {"seed": 11, "evidence": EvidenceSettings(video="off")}
+    cfg.update(overrides)
+    return BatchConfig(**cfg)

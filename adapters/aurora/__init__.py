@@ -7,6 +7,3 @@ class AuroraAdapter(TemplatedPortalAdapter):
     """Aurora's TOTP page is declared in its selector files (`totp`); the template handles it."""
 
     oem = "aurora"
-    display_name = "Aurora Automotive"
-    nightly_cron = "30 2 * * *"
-    timezone = "Europe/Berlin"

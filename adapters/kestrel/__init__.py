@@ -8,9 +8,6 @@ class KestrelAdapter(TemplatedPortalAdapter):
     """Kestrel wants the repair order attached as a PDF-named document."""
 
     oem = "kestrel"
-    display_name = "Kestrel Trucks"
-    nightly_cron = "0 3 * * *"
-    timezone = "America/Chicago"
 
     def document_for(self, case: Case) -> dict:
         doc = super().document_for(case)

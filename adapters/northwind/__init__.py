@@ -7,6 +7,3 @@ class NorthwindAdapter(TemplatedPortalAdapter):
     """Northwind's portal needs nothing beyond its selector files."""
 
     oem = "northwind"
-    display_name = "Northwind Motors"
-    nightly_cron = "0 1 * * *"
-    timezone = "America/Detroit"

@@ -1,12 +1,12 @@
 """The submission assets, per OEM partition: crm_cases -> submission_runs -> evidence_bundles ->
 crm_updates, and the cross-OEM submission_report."""
 
-from submissions_pipeline.assets.cases import crm_cases
-from submissions_pipeline.assets.evidence import evidence_bundles
+from submissions_pipeline.assets.crm_cases import crm_cases
+from submissions_pipeline.assets.crm_updates import crm_updates
+from submissions_pipeline.assets.evidence_bundles import evidence_bundles
 from submissions_pipeline.assets.partitions import oem_partitions
-from submissions_pipeline.assets.report import submission_report
-from submissions_pipeline.assets.runs import submission_runs
-from submissions_pipeline.assets.writeback import crm_updates
+from submissions_pipeline.assets.submission_report import submission_report
+from submissions_pipeline.assets.submission_runs import submission_runs
 
 #: The per-OEM graph, in order; the nightly job materializes exactly these.
 SUBMISSION_ASSETS = [crm_cases, submission_runs, evidence_bundles, crm_updates]

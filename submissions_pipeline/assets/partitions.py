@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import logging
-import time
-from functools import cache
-from importlib import import_module
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
+from croniter import croniter
 from dagster import StaticPartitionsDefinition
-from dagster._utils.schedules import cron_string_iterator
 
-from adapters import REGISTRY, oem_keys
-from submissions_pipeline.runner.adapter import PortalAdapter
+from submissions_pipeline.oems import oem_registry
 
-log = logging.getLogger(__name__)
-
-#: One partition per OEM with an adapter; the keys come from the adapter registry.
-oem_partitions = StaticPartitionsDefinition(oem_keys())
+#: One partition per registered OEM; the keys come from the adapters folder's registry.
+oem_partitions = StaticPartitionsDefinition(oem_registry().oem_keys())
 
 #: Name of the job that materializes crm_cases -> submission_runs -> evidence_bundles ->
 #: crm_updates for one OEM partition (nightly schedules, sensors, backfills, "Run now").
@@ -42,27 +37,17 @@ def worker_id(run_id: str, oem: str, index: int) -> str:
     return f"dagster:{run_id}:{oem}:w{index}"
 
 
-@cache
 def nightly_timing(oem: str) -> tuple[str, str]:
-    """The OEM's nightly (cron, timezone), from its adapter class's attributes.
-
-    An adapter that cannot be imported falls back to the PortalAdapter defaults with a warning,
-    so one broken adapter does not take the whole code location (and its reaper) down; its
-    runs fail loudly in the batch op instead.
-    """
-    module, _, name = REGISTRY[oem].partition(":")
-    try:
-        cls = getattr(import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        log.warning("adapter %s not importable (%s): default nightly schedule", oem, exc)
-        cls = PortalAdapter
-    return cls.nightly_cron, cls.timezone
+    """The OEM's nightly (cron, timezone), from its settings file."""
+    schedule = oem_registry().settings(oem).schedule
+    return schedule.nightly_cron, schedule.timezone
 
 
-def schedule_interval_s(oem: str) -> float:
+def schedule_interval_s(oem: str, now: datetime | None = None) -> float:
     """The longest gap between two of the OEM's scheduled runs over the next week (24 h for a
     nightly cron); queue age is judged against it."""
     cron, tz = nightly_timing(oem)
-    ticks = cron_string_iterator(time.time(), cron, tz)
-    times = [next(ticks) for _ in range(8)]
+    start = (now or datetime.now(UTC)).astimezone(ZoneInfo(tz))
+    ticks = croniter(cron, start)
+    times = [ticks.get_next(datetime) for _ in range(8)]
     return max((b - a).total_seconds() for a, b in itertools.pairwise(times))

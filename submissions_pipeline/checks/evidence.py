@@ -3,7 +3,7 @@
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
 
-from submissions_pipeline.assets.evidence import evidence_bundles
+from submissions_pipeline.assets.evidence_bundles import evidence_bundles
 from submissions_pipeline.assets.job_metrics import markdown_table
 from submissions_pipeline.assets.partitions import oem_partitions
 

@@ -28,7 +28,7 @@ from dagster import (
 
 from submissions_pipeline.assets.job_metrics import markdown_table
 from submissions_pipeline.assets.partitions import oem_partitions, schedule_interval_s
-from submissions_pipeline.assets.runs import submission_runs
+from submissions_pipeline.assets.submission_runs import submission_runs
 from submissions_pipeline.domain import ErrorClass, Job, SubmissionState
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.resources import JobStoreResource

@@ -1,7 +1,7 @@
 """The release gate: five consecutive clean end-to-end runs per OEM before it scales.
 
 The run history lives in Dagster's own records: every `crm_updates` materialization carries its
-run's verdict (clean, failed or idle — see `assets.writeback.release_verdict`, computed from the
+run's verdict (clean, failed or idle — see `assets.crm_updates.release_verdict`, computed from the
 job store), and a run of the OEM's partition that failed or was cancelled counts as failed even
 when it never reached `crm_updates` (e.g. a blocking evidence check stopped it). Idle runs
 (nothing claimed) neither advance nor reset the count; any failure resets it to zero.
@@ -21,9 +21,9 @@ from dagster import (
     asset_check,
 )
 
+from submissions_pipeline.assets.crm_updates import CLEAN, FAILED, IDLE, VERDICT_KEY, crm_updates
 from submissions_pipeline.assets.job_metrics import markdown_table
 from submissions_pipeline.assets.partitions import PARTITION_TAG, oem_partitions
-from submissions_pipeline.assets.writeback import CLEAN, FAILED, IDLE, VERDICT_KEY, crm_updates
 
 #: Consecutive clean runs an OEM needs (field notes, Dec 12: "five clean runs").
 REQUIRED_CLEAN_RUNS = 5

@@ -3,6 +3,7 @@
 Dagster ops and the CLI call `run_batch(config, deps)`; no Playwright object leaves this package.
 """
 
+from submissions_pipeline.runner.adapter import LookupResult, PortalAdapter
 from submissions_pipeline.runner.batch import BatchReport, run_batch, run_batch_async
 from submissions_pipeline.runner.config import (
     BatchConfig,
@@ -19,6 +20,8 @@ __all__ = [
     "BrowserSettings",
     "EvidenceSettings",
     "JobOutcome",
+    "LookupResult",
+    "PortalAdapter",
     "RunnerDeps",
     "StepBudgets",
     "run_batch",

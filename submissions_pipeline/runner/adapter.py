@@ -5,12 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 from playwright.async_api import Page
 from pydantic import BaseModel
 
 from submissions_pipeline.credentials import DealerCredentials
 from submissions_pipeline.domain import Case
+from submissions_pipeline.domain.oem import OemSettings
 
 #: Wraps the typing of credentials so the trace never records them (see EvidenceRecorder); pass
 #: values that exist only for the moment (a one-time code) to have them redacted too.
@@ -32,11 +34,22 @@ class PortalAdapter(ABC):
     `submissions_pipeline.runner.errors` where the portal says something definite.
     """
 
+    #: The OEM key this adapter drives; the registry checks it against the key it is listed by.
     oem: str
-    display_name: str
-    #: Nightly schedule (cron, in `timezone`): off-hours for this OEM's portal.
-    nightly_cron: str = "0 2 * * *"
-    timezone: str = "UTC"
+
+    def __init__(self, settings: OemSettings, folder: Path):
+        if settings.key != self.oem:
+            raise ValueError(
+                f"{type(self).__name__} drives {self.oem!r} but is registered as {settings.key!r}"
+            )
+        self.settings = settings
+        #: The OEM's folder: its settings file and the data files the adapter reads.
+        self.folder = folder
+
+    @property
+    def display_name(self) -> str:
+        """How people name the OEM."""
+        return self.settings.display_name
 
     @abstractmethod
     async def install_popup_handlers(self, page: Page) -> None:

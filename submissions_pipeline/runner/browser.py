@@ -17,12 +17,13 @@ from playwright.async_api import Browser, BrowserContext, Page, Playwright, asyn
 from submissions_pipeline.runner.config import CHROMIUM_ARGS, BrowserSettings, EvidenceSettings
 
 
-def ensure_video_support(home: Path) -> None:
+def ensure_video_support(root: Path) -> None:
     """Point Playwright's video recorder at Debian's ffmpeg (it cannot download its own).
 
-    Must run before the Playwright driver starts: the driver reads PLAYWRIGHT_BROWSERS_PATH once.
+    Must run before the Playwright driver starts: the driver (a child process) reads
+    PLAYWRIGHT_BROWSERS_PATH once, so it is handed the folder through its environment.
     """
-    root = Path(os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", str(home / "pw-browsers")))
+    os.environ["PLAYWRIGHT_BROWSERS_PATH"] = str(root)
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         return
@@ -70,7 +71,7 @@ class BrowserWorker:
         self.crashes = 0
 
     async def __aenter__(self) -> BrowserWorker:
-        ensure_video_support(self.home)
+        ensure_video_support(self.settings.browsers_path or self.home / "pw-browsers")
         self._pw = await async_playwright().start()
         await self._launch()
         return self

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -33,8 +32,13 @@ class BrowserSettings(BaseModel):
     """One browser process per worker, many isolated contexts under a cap."""
 
     executable_path: str = Field(
-        default_factory=lambda: os.environ.get("SUBMISSIONS_CHROMIUM") or default_chromium(),
-        description="Chromium binary (SUBMISSIONS_CHROMIUM); Playwright cannot download one here.",
+        default_factory=default_chromium,
+        description="Chromium binary; Playwright cannot download its own on these machines.",
+    )
+    browsers_path: Path | None = Field(
+        None,
+        description="Where Playwright finds its ffmpeg (PLAYWRIGHT_BROWSERS_PATH); default: "
+        "the worker's home/pw-browsers.",
     )
     headless: bool = True
     context_cap: int = Field(

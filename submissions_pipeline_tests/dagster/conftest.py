@@ -27,9 +27,9 @@ from submissions_pipeline.artifacts import ArtifactStore
 from submissions_pipeline.assets import ALL_ASSETS, crm_updates, submission_runs
 from submissions_pipeline.checks import ALL_CHECKS
 from submissions_pipeline.crm import EmbeddedCrm
+from submissions_pipeline.demo import write_sandbox_credentials
 from submissions_pipeline.domain import Job, Step, SubmissionState
 from submissions_pipeline.domain.evidence import EvidenceItem, EvidenceManifest
-from submissions_pipeline.pipeline import write_sandbox_credentials
 from submissions_pipeline.resources import (
     ArtifactStoreResource,
     BrowserResource,

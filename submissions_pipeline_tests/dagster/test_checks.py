@@ -252,7 +252,7 @@ def test_evidence_hashes_are_recomputed_from_the_stored_bytes(
     resources, store: JobStore, crm: EmbeddedCrm
 ):
     """The bundle's verification is against the artifact store, not the manifest's word."""
-    from submissions_pipeline.assets.evidence import verify_evidence
+    from submissions_pipeline.assets.evidence_bundles import verify_evidence
 
     artifacts = resources["artifacts"].get_store()
     job = arrange_proven_job(store, crm, artifacts, 1)

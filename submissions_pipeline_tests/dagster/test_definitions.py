@@ -12,9 +12,11 @@ from sqlalchemy.engine import make_url
 
 from adapters import oem_keys
 from submissions_pipeline import definitions
-from submissions_pipeline.assets.runs import BROWSER_POOL, run_worker_batch
-from submissions_pipeline.definitions import build_definitions, deployed_resources
+from submissions_pipeline.assets.submission_runs import BROWSER_POOL, run_worker_batch
+from submissions_pipeline.definitions import build_definitions
+from submissions_pipeline.resource_sets import resource_set
 from submissions_pipeline.resources import S3ArtifactStoreResource
+from submissions_pipeline.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,9 +82,11 @@ def test_stage_and_prod_swap_the_whole_resource_set_from_the_environment(
     monkeypatch.setenv("SUBMISSIONS_DB_URL", "postgresql://app:s3cret@db.internal/submissions")
     monkeypatch.setenv("SUBMISSIONS_S3_BUCKET", "evidence")
     monkeypatch.setenv("SUBMISSIONS_PORTAL_URLS", '{"northwind": "https://nw.example"}')
+    (tmp_path / "creds.json").write_text("{}")
     monkeypatch.setenv("SUBMISSIONS_CREDENTIALS_FILE", str(tmp_path / "creds.json"))
     for env in ("stage", "prod"):
-        resources = deployed_resources(env)
+        monkeypatch.setenv("SUBMISSIONS_ENV", env)
+        resources = resource_set(load_settings())
         Definitions.validate_loadable(build_definitions(resources))
         artifacts = resources["artifacts"]
         assert isinstance(artifacts, S3ArtifactStoreResource) and artifacts.env == env
@@ -94,8 +98,55 @@ def test_stage_and_prod_swap_the_whole_resource_set_from_the_environment(
 
 def test_an_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SUBMISSIONS_ENV", "production")
-    with pytest.raises(ValueError, match="expected one of"):
-        definitions.current_env()
+    with pytest.raises(ValueError, match="'dev', 'stage' or 'prod'"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("unset", "named"),
+    [
+        ("SUBMISSIONS_DB_URL", "SUBMISSIONS_DB_URL"),
+        ("SUBMISSIONS_PORTAL_URLS", "SUBMISSIONS_PORTAL_URLS"),
+        ("SUBMISSIONS_S3_BUCKET", "SUBMISSIONS_S3_BUCKET"),
+        ("SUBMISSIONS_CREDENTIALS_FILE", "SUBMISSIONS_CREDENTIALS_FILE"),
+    ],
+)
+def test_outside_dev_a_missing_variable_stops_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, unset: str, named: str
+):
+    (tmp_path / "creds.json").write_text("{}")
+    monkeypatch.setenv("SUBMISSIONS_ENV", "prod")
+    monkeypatch.setenv("SUBMISSIONS_DB_URL", "postgresql://app:s3cret@db.internal/submissions")
+    monkeypatch.setenv("SUBMISSIONS_S3_BUCKET", "evidence")
+    monkeypatch.setenv("SUBMISSIONS_PORTAL_URLS", '{"northwind": "https://nw.example"}')
+    monkeypatch.setenv("SUBMISSIONS_CREDENTIALS_FILE", str(tmp_path / "creds.json"))
+    monkeypatch.delenv(unset)
+    with pytest.raises(SettingsError, match=named) as raised:
+        resource_set(load_settings())
+    assert "s3cret" not in str(raised.value)
+
+
+def test_a_worker_started_in_prod_without_its_portals_refuses_to_start(tmp_path: Path):
+    env = {
+        **os.environ,
+        "SUBMISSIONS_ENV": "prod",
+        "SUBMISSIONS_HOME": str(tmp_path),
+        "SUBMISSIONS_DB_URL": f"sqlite:///{tmp_path / 'jobs.db'}",
+        "SUBMISSIONS_S3_BUCKET": "evidence",
+        "SUBMISSIONS_CREDENTIALS_FILE": str(tmp_path / "creds.json"),
+    }
+    (tmp_path / "creds.json").write_text("{}")
+    env.pop("SUBMISSIONS_PORTAL_URLS", None)
+    submissions = Path(sys.executable).parent / "submissions"
+    done = subprocess.run(
+        [str(submissions), "worker", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "SUBMISSIONS_PORTAL_URLS" in done.stderr + done.stdout
 
 
 def test_the_embedded_instance_limits_one_run_per_oem_and_frees_slots(tmp_path: Path):

@@ -12,8 +12,8 @@ from dagster import AssetCheckSeverity, DagsterInstance
 from sandbox import SandboxServer
 from submissions_pipeline.crm import CrmStatus, EmbeddedCrm, seed_demo_cases
 from submissions_pipeline.definitions import build_definitions
+from submissions_pipeline.demo import run_nightly
 from submissions_pipeline.domain import SubmissionState
-from submissions_pipeline.pipeline import run_nightly
 from submissions_pipeline.store import JobStore
 from submissions_pipeline_tests.dagster.conftest import (
     OEM,

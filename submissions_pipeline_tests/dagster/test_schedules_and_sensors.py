@@ -13,12 +13,13 @@ from dagster import (
     build_sensor_context,
 )
 
-from adapters import load_adapter, oem_keys
+from adapters import oem_keys
 from submissions_pipeline.assets import crm_cases, submission_runs
 from submissions_pipeline.assets.partitions import worker_id
 from submissions_pipeline.crm import EmbeddedCrm
 from submissions_pipeline.definitions import build_definitions
 from submissions_pipeline.domain import FailureObject, ReasonCode, Step, SubmissionState
+from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import EmbeddedCrmResource
 from submissions_pipeline.schedules import ALL_SCHEDULES, morning_report
 from submissions_pipeline.sensors import (
@@ -49,14 +50,14 @@ def tick(sensor_def, instance: DagsterInstance, resources, cursor: str | None = 
 
 
 @pytest.mark.parametrize("oem", oem_keys())
-def test_each_oem_runs_nightly_at_its_adapters_off_hours_time(oem: str, defs: Definitions):
+def test_each_oem_runs_nightly_at_its_off_hours_time(oem: str, defs: Definitions):
     schedule = defs.resolve_schedule_def(f"nightly_{oem}")
-    adapter = load_adapter(oem)
+    settings = oem_registry().settings(oem).schedule
     assert (schedule.cron_schedule, schedule.execution_timezone) == (
-        adapter.nightly_cron,
-        adapter.timezone,
+        settings.nightly_cron,
+        settings.timezone,
     )
-    hour = int(adapter.nightly_cron.split()[1])
+    hour = int(settings.nightly_cron.split()[1])
     assert 0 <= hour < 6, "nightly runs happen off-hours"
 
     tick = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)

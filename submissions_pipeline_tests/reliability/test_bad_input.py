@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from submissions_pipeline.artifacts import LocalArtifactStore
-from submissions_pipeline.assets.cases import intake_case
+from submissions_pipeline.assets.crm_cases import intake_case
 from submissions_pipeline.crm import CrmStatus, EmbeddedCrm
 from submissions_pipeline.store import JobStore
 from submissions_pipeline_tests.factories import case_record

@@ -18,8 +18,7 @@ from submissions_pipeline.domain import SubmissionState as S
 from submissions_pipeline.domain.evidence import LOOKUP_SCREENSHOT, PRE_SUBMIT_SCREENSHOT
 from submissions_pipeline.runner import run_batch
 from submissions_pipeline.store import JobStore
-from submissions_pipeline_tests.factories import make_case
-from submissions_pipeline_tests.runner.test_adapters_end_to_end import quick_config
+from submissions_pipeline_tests.factories import make_case, quick_config
 
 LEASE_S = 2.0
 

@@ -9,9 +9,8 @@ from submissions_pipeline.domain import ReasonCode, RetryPolicy
 from submissions_pipeline.domain import SubmissionState as S
 from submissions_pipeline.domain.evidence import LOOKUP_SCREENSHOT
 from submissions_pipeline.runner import run_batch
-from submissions_pipeline_tests.factories import make_case
+from submissions_pipeline_tests.factories import make_case, quick_config
 from submissions_pipeline_tests.netfaults import ToggleProxy
-from submissions_pipeline_tests.runner.test_adapters_end_to_end import quick_config
 from submissions_pipeline_tests.servers import ACCESS_KEY, REGION, SECRET_KEY
 
 

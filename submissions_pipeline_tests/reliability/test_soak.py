@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sandbox.soak import SoakConfig, run_soak
+from bench.soak import SoakConfig, run_soak
 
 
 def test_small_soak_settles_every_case_once_and_reports(tmp_path):

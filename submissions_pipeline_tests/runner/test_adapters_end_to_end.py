@@ -9,17 +9,10 @@ import pytest
 import adapters
 from submissions_pipeline.domain import SubmissionState as S
 from submissions_pipeline.domain.evidence import POST_CONFIRM_SCREENSHOT, PRE_SUBMIT_SCREENSHOT
-from submissions_pipeline.runner import BatchConfig, EvidenceSettings, run_batch
-from submissions_pipeline_tests.factories import make_case
+from submissions_pipeline.runner import run_batch
+from submissions_pipeline_tests.factories import make_case, quick_config
 
-OEMS = adapters.oem_keys()
-
-
-def quick_config(**overrides) -> BatchConfig:
-    """A batch config for tests: no video unless asked, seeded."""
-    cfg = {"seed": 11, "evidence": EvidenceSettings(video="off")}
-    cfg.update(overrides)
-    return BatchConfig(**cfg)
+OEMS = adapters.sandbox_oem_keys()
 
 
 @pytest.mark.parametrize("oem", OEMS)

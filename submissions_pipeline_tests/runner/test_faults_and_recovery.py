@@ -24,8 +24,7 @@ from submissions_pipeline.runner import (
     run_batch,
     run_batch_async,
 )
-from submissions_pipeline_tests.factories import case_record, make_case
-from submissions_pipeline_tests.runner.test_adapters_end_to_end import quick_config
+from submissions_pipeline_tests.factories import case_record, make_case, quick_config
 
 
 def only_outcome(report):

@@ -1,7 +1,7 @@
-"""The soak: N jobs through the real pipeline against faulty sandbox portals, judged by the notes.
+"""The soak: N jobs through the real pipeline against faulty sandbox portals, judged by its bar.
 
-The field notes' bar: about 1,000 jobs, terminal fail rate < 3 %, p95 job time < 5 min, pods
-that die lose no history, humans see only terminal failures. This drives the Dagster nightly
+The bar: about 1,000 jobs, terminal fail rate < 3 %, p95 job time < 5 min, workers that die
+lose no history, humans see only terminal failures. This drives the Dagster nightly
 job (crm_cases → submission_runs → evidence_bundles → crm_updates) per OEM partition in rounds
 until every case is settled, with 5xx, latency, pop-ups, dropped confirmations and a few invalid
 cases switched on, and retry delays scaled down so it finishes in minutes. It then checks the
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import time
 import zipfile
@@ -24,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-#: Portal knobs of the soak: the notes' failure modes at rates a bad night might show.
+#: Portal knobs of the soak: the failure modes of real portals at rates a bad night might show.
 DEFAULT_FAULTS: dict[str, Any] = {
     "error_rate": 0.02,
     "latency_ms": 20,
@@ -55,7 +54,7 @@ class SoakConfig(BaseModel):
 
 
 class SoakCriteria(BaseModel):
-    """The notes' pass/fail lines."""
+    """The pass/fail lines: what lets a new portal or a new release go to production."""
 
     max_fail_rate: float = 0.03
     max_p95_job_s: float = 300.0
@@ -149,76 +148,53 @@ def seed_soak_cases(db_url: str, cfg: SoakConfig, oems: list[str]) -> tuple[int,
 
 def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport:
     """Run the soak in a fresh home under `cfg.out_dir` and write report.json and chart.png."""
-    from dagster import DagsterInstance
+    from submissions_pipeline.definitions import build_definitions
+    from submissions_pipeline.demo import demo_environment, sandbox_oems
+    from submissions_pipeline.launcher import launch_nightly, nightly_job, persistent_instance
+    from submissions_pipeline.resource_sets import resource_set
+    from submissions_pipeline.resources import JobStoreResource
+    from submissions_pipeline.settings import exported_environment, load_settings
+    from submissions_pipeline.store import JobStore
 
-    import adapters
-
-    oems = list(cfg.oems or adapters.oem_keys())
+    oems = sandbox_oems(cfg.oems)
     home = (cfg.out_dir / "home").resolve()
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    saved = {
-        k: os.environ.get(k) for k in ("SUBMISSIONS_HOME", "SUBMISSIONS_DB_URL", "DAGSTER_HOME")
-    }
-    os.environ["SUBMISSIONS_HOME"] = str(home)
-    os.environ.pop("SUBMISSIONS_DB_URL", None)
-    os.environ.pop("DAGSTER_HOME", None)
-    try:
-        from submissions_pipeline.assets.partitions import NIGHTLY_JOB_NAME, OEM_TAG, TRIGGER_TAG
-        from submissions_pipeline.assets.runs import BROWSER_POOL
-        from submissions_pipeline.definitions import build_definitions, dev_resources
-        from submissions_pipeline.pipeline import QUIET_LOGS, demo_environment
-        from submissions_pipeline.resources import JobStoreResource
-        from submissions_pipeline.settings import load_settings
-        from submissions_pipeline.store import JobStore
-
+    fresh_home = {"SUBMISSIONS_HOME": str(home), "SUBMISSIONS_DB_URL": None, "DAGSTER_HOME": None}
+    with exported_environment(fresh_home):
         settings = load_settings()
-        cases, invalid = seed_soak_cases(settings.db_url, cfg, oems)
+        cases, invalid = seed_soak_cases(settings.database_url, cfg, oems)
         echo(f"soak: {cases} cases ({invalid} invalid) for {', '.join(oems)}; faults {cfg.faults}")
         started = datetime.now(UTC)
         t0 = time.monotonic()
         runs = failed_runs = rounds = 0
-        with demo_environment(oems, sandbox_knobs=cfg.faults) as demo:
-            instance = DagsterInstance.get()
-            instance.event_log_storage.set_concurrency_slots(BROWSER_POOL, cfg.workers)
-            resources = dev_resources(
-                portal_urls=demo.portal_urls, credentials_file=str(demo.credentials_file)
+        plan = {
+            "max_jobs": 100_000,
+            "workers": cfg.workers,
+            "context_cap": cfg.context_cap,
+            "jobs_per_worker": 25,
+        }
+        with (
+            demo_environment(oems, sandbox_knobs=cfg.faults) as demo,
+            persistent_instance(demo.dagster_home, browser_slots=cfg.workers) as instance,
+        ):
+            resources = resource_set(
+                settings,
+                portal_urls=demo.portal_urls,
+                credentials_file=str(demo.credentials_file),
             )
             resources["job_store"] = JobStoreResource(
-                db_url=settings.db_url, retry_time_scale=cfg.retry_time_scale
+                db_url=settings.database_url, retry_time_scale=cfg.retry_time_scale
             )
-            job = build_definitions(resources).resolve_job_def(NIGHTLY_JOB_NAME)
-            run_config = {
-                **QUIET_LOGS,
-                "ops": {
-                    "submission_runs": {
-                        "ops": {
-                            "plan_workers": {
-                                "config": {
-                                    "max_jobs": 100_000,
-                                    "workers": cfg.workers,
-                                    "context_cap": cfg.context_cap,
-                                    "jobs_per_worker": 25,
-                                }
-                            }
-                        }
-                    }
-                },
-            }
-            store = JobStore.from_url(settings.db_url, migrate_schema=False)
+            job = nightly_job(build_definitions(resources))
+            store = JobStore.from_url(settings.database_url, migrate_schema=False)
             while rounds < cfg.max_rounds and time.monotonic() - t0 < cfg.time_limit_s:
                 rounds += 1
                 store.reap_expired(actor="soak:reaper")
                 for oem in oems:
-                    result = job.execute_in_process(
-                        partition_key=oem,
-                        instance=instance,
-                        raise_on_error=False,
-                        run_config=run_config,
-                        tags={OEM_TAG: oem, TRIGGER_TAG: "soak"},
-                    )
+                    run = launch_nightly(job, oem, instance, store=store, trigger="soak", plan=plan)
                     runs += 1
-                    failed_runs += not result.success
+                    failed_runs += not run.success
                 settled, wait_s = _settled(store)
                 states = Counter(j.state.value for j in store.list_jobs())
                 elapsed_min = (time.monotonic() - t0) / 60
@@ -242,12 +218,6 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
                 sum(ledgers.values()),
             )
             store.dispose()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     (cfg.out_dir / "report.json").write_text(report.model_dump_json(indent=2))
     _chart(home, cfg.out_dir / "chart.png")
@@ -308,7 +278,7 @@ def _report(
     orphans = sum(j.state in (S.RUNNING, S.SUBMITTED, S.EVIDENCE_STORED) for j in jobs)
     unsettled = sum(j.state not in TERMINAL_STATES for j in jobs)
 
-    crm = EmbeddedCrm.from_url(settings.db_url, migrate_schema=False)
+    crm = EmbeddedCrm.from_url(settings.database_url, migrate_schema=False)
     mismatches: list[str] = []
     try:
         by_case = {c.case_id: c for c in crm.list_cases()}
@@ -423,13 +393,9 @@ def _chart(home: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from submissions_pipeline.settings import Settings
     from submissions_pipeline.store import JobStore
 
-    store = JobStore.from_url(
-        Settings(home=home, db_url=f"sqlite:///{home / 'submissions.db'}").db_url,
-        migrate_schema=False,
-    )
+    store = JobStore.from_url(f"sqlite:///{home / 'submissions.db'}", migrate_schema=False)
     jobs = store.list_jobs()
     store.dispose()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))

@@ -1,11 +1,11 @@
-"""The demo's front door: run the nightly job for every OEM in-process on the embedded default.
+"""The demo behind `make run` and `make ui`: the nightly job for every sandbox OEM, in-process.
 
 `run_nightly()` is what `make run` calls. It starts the sandbox portals on free loopback ports,
 writes the sandbox dealer accounts to a private credentials file, seeds the embedded CRM when it
 is empty, and materializes crm_cases -> submission_runs -> evidence_bundles -> crm_updates (with
-every check) for each OEM partition on a persistent Dagster instance under var/dagster, so
+every check) for each sandbox-backed OEM on a persistent Dagster instance under var/dagster, so
 `make ui` shows the same runs afterwards. Then it builds the cross-OEM report and prints a
-summary. This module (and only the demo path in it) imports `sandbox`.
+summary. It drives the sandbox, so it imports `sandbox`, inside the functions that start it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,33 +22,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance
 from pydantic import BaseModel, Field
 
-from adapters import oem_keys
-from submissions_pipeline.assets.partitions import (
-    NIGHTLY_JOB_NAME,
-    OEM_TAG,
-    REPORT_JOB_NAME,
-    TRIGGER_TAG,
-)
-from submissions_pipeline.assets.runs import BROWSER_POOL
+from submissions_pipeline.assets.partitions import REPORT_JOB_NAME
 from submissions_pipeline.crm import CrmStatus, EmbeddedCrm, seed_demo_cases
-from submissions_pipeline.definitions import build_definitions, dev_resources
+from submissions_pipeline.definitions import build_definitions
 from submissions_pipeline.domain import SubmissionState
-from submissions_pipeline.sensors import dead_letter_failed_run, record_run_failure_alert
-from submissions_pipeline.settings import Settings, load_settings
+from submissions_pipeline.launcher import (
+    launch_nightly,
+    nightly_job,
+    persistent_instance,
+    prepare_instance_home,
+    run_config,
+)
+from submissions_pipeline.oems import oem_registry
+from submissions_pipeline.resource_sets import resource_set
+from submissions_pipeline.settings import (
+    PROJECT_ROOT,
+    Settings,
+    exported_environment,
+    load_settings,
+)
 from submissions_pipeline.store import JobStore
 
 S = SubmissionState
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 #: Chromium processes the demo runs at once (the `browser` pool's size): one per core, at
 #: least two.
 DEFAULT_BROWSER_SLOTS = max(2, os.cpu_count() or 2)
-
-#: Keep the console readable: Dagster's per-event DEBUG lines stay in the run's event log.
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 class SubmittedCase(BaseModel):
@@ -109,18 +109,6 @@ class NightlySummary(BaseModel):
         return "\n".join(lines)
 
 
-def prepare_dagster_home(settings: Settings | None = None) -> Path:
-    """The persistent Dagster home (DAGSTER_HOME, default var/dagster) with dagster.yaml in it."""
-    settings = settings or load_settings()
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    template, target = PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml"
-    if template.exists() and not target.exists():
-        shutil.copyfile(template, target)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
-
-
 def write_sandbox_credentials(path: Path, oems: Sequence[str]) -> Path:
     """Write every sandbox dealer account of `oems` as the JSON the credentials resource reads.
 
@@ -148,6 +136,16 @@ class DemoEnvironment:
     seeded: int
 
 
+def sandbox_oems(oems: Sequence[str] | None = None) -> list[str]:
+    """The OEMs the demo may drive: the sandbox-backed ones (all of them by default)."""
+    known = oem_registry().sandbox_oem_keys()
+    selected = list(oems or known)
+    unknown = sorted(set(selected) - set(known))
+    if unknown:
+        raise ValueError(f"not sandbox-backed OEM(s) {unknown}; the demo drives {known}")
+    return selected
+
+
 @contextlib.contextmanager
 def demo_environment(
     oems: Sequence[str] | None = None,
@@ -163,10 +161,10 @@ def demo_environment(
     from sandbox import SandboxServer
 
     settings = load_settings()
-    oems = list(oems or oem_keys())
-    dagster_home = prepare_dagster_home(settings)
+    oems = sandbox_oems(oems)
+    dagster_home = prepare_instance_home(settings.dagster_instance_dir)
     creds = write_sandbox_credentials(settings.home / "sandbox-credentials.json", oems)
-    crm = EmbeddedCrm.from_url(settings.db_url)  # migrates the project database
+    crm = EmbeddedCrm.from_url(settings.database_url)  # migrates the project database
     try:
         seeded = 0
         if not crm.list_cases():
@@ -174,21 +172,13 @@ def demo_environment(
     finally:
         crm.dispose()
     with SandboxServer(oems=oems, knobs=sandbox_knobs) as server:
-        urls = server.urls
-        saved = {
-            k: os.environ.get(k)
-            for k in ("SUBMISSIONS_PORTAL_URLS", "SUBMISSIONS_CREDENTIALS_FILE")
+        exported = {
+            "SUBMISSIONS_PORTAL_URLS": json.dumps(server.urls),
+            "SUBMISSIONS_CREDENTIALS_FILE": str(creds),
+            "DAGSTER_HOME": str(dagster_home),
         }
-        os.environ["SUBMISSIONS_PORTAL_URLS"] = json.dumps(urls)
-        os.environ["SUBMISSIONS_CREDENTIALS_FILE"] = str(creds)
-        try:
-            yield DemoEnvironment(settings, urls, creds, dagster_home, seeded)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        with exported_environment(exported):
+            yield DemoEnvironment(load_settings(), server.urls, creds, dagster_home, seeded)
 
 
 def summarize(
@@ -200,8 +190,8 @@ def summarize(
     portal_urls: Mapping[str, str],
 ) -> NightlySummary:
     """Read the outcome back from the CRM and the job store."""
-    crm = EmbeddedCrm.from_url(settings.db_url, migrate_schema=False)
-    store = JobStore.from_url(settings.db_url, migrate_schema=False)
+    crm = EmbeddedCrm.from_url(settings.database_url, migrate_schema=False)
+    store = JobStore.from_url(settings.database_url, migrate_schema=False)
     try:
         cases = [c for c in crm.list_cases() if c.oem in oems]
         jobs = [j for j in store.list_jobs() if j.oem in oems]
@@ -251,46 +241,30 @@ def run_nightly(
     as the run-failure sensor does under the daemon. Returns the summary (also printed through
     `echo` unless it is None).
     """
-    selected = list(oems or oem_keys())
-    unknown = sorted(set(selected) - set(oem_keys()))
-    if unknown:
-        raise ValueError(f"unknown OEM(s) {unknown}; known: {oem_keys()}")
-    with demo_environment(selected, per_oem=per_oem, sandbox_knobs=sandbox_knobs) as demo:
-        instance = DagsterInstance.get()
-        instance.event_log_storage.set_concurrency_slots(BROWSER_POOL, browser_slots)
-        resources = dev_resources(
-            portal_urls=demo.portal_urls, credentials_file=str(demo.credentials_file)
+    selected = sandbox_oems(oems)
+    with (
+        demo_environment(selected, per_oem=per_oem, sandbox_knobs=sandbox_knobs) as demo,
+        persistent_instance(demo.dagster_home, browser_slots=browser_slots) as instance,
+    ):
+        resources = resource_set(
+            demo.settings,
+            portal_urls=demo.portal_urls,
+            credentials_file=str(demo.credentials_file),
         )
         defs = build_definitions(resources)
-        job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
+        job = nightly_job(defs)
         runs: dict[str, str] = {}
-        for oem in selected:
-            if echo:
-                echo(f"{oem}: running the nightly job against {demo.portal_urls[oem]} …")
-            result = job.execute_in_process(
-                partition_key=oem,
-                instance=instance,
-                raise_on_error=False,
-                run_config=QUIET_LOGS,
-                tags={OEM_TAG: oem, TRIGGER_TAG: "make_run"},
-            )
-            status = "SUCCESS" if result.success else "FAILURE"
-            runs[oem] = f"{status} run {result.run_id}"
-            if not result.success:
-                reason = (
-                    "; ".join(
-                        e.message or e.event_type_value for e in result.get_step_failure_events()
-                    )
-                    or "run failed"
-                )
-                store = JobStore.from_url(demo.settings.db_url, migrate_schema=False)
-                try:
-                    parked = dead_letter_failed_run(store, result.run_id, reason, "make_run")
-                finally:
-                    store.dispose()
-                record_run_failure_alert(instance, oem, result.run_id, reason, parked)
+        store = JobStore.from_url(demo.settings.database_url, migrate_schema=False)
+        try:
+            for oem in selected:
+                if echo:
+                    echo(f"{oem}: running the nightly job against {demo.portal_urls[oem]} …")
+                run = launch_nightly(job, oem, instance, store=store, trigger="make_run")
+                runs[oem] = str(run)
+        finally:
+            store.dispose()
         defs.resolve_job_def(REPORT_JOB_NAME).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET_LOGS
+            instance=instance, raise_on_error=False, run_config=run_config()
         )
         summary = summarize(
             demo.settings,
@@ -319,9 +293,10 @@ def serve_ui(
     code server behind); stopping this function stops exactly that group. Returns its exit
     code.
     """
-    with demo_environment(oems) as demo:
-        instance = DagsterInstance.get()
-        instance.event_log_storage.set_concurrency_slots(BROWSER_POOL, browser_slots)
+    with (
+        demo_environment(oems) as demo,
+        persistent_instance(demo.dagster_home, browser_slots=browser_slots),
+    ):
         dagster = Path(sys.executable).parent / "dagster"
 
         def _default_signals() -> None:

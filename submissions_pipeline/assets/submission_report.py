@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
+from submissions_pipeline.assets.crm_updates import crm_updates
 from submissions_pipeline.assets.job_metrics import markdown_table, timing_metadata
-from submissions_pipeline.assets.writeback import crm_updates
 from submissions_pipeline.crm import CrmCaseRecord, CrmClient, CrmStatus
 from submissions_pipeline.domain import Job
 from submissions_pipeline.resources import CrmResource, JobStoreResource

@@ -21,7 +21,7 @@ from submissions_pipeline.artifacts import ArtifactNotFound, ArtifactStore
 from submissions_pipeline.assets.crm_outcomes import bundle_key, proof_url
 from submissions_pipeline.assets.job_metrics import evidence_links, markdown_table
 from submissions_pipeline.assets.partitions import oem_partitions, run_actor
-from submissions_pipeline.assets.runs import submission_runs
+from submissions_pipeline.assets.submission_runs import submission_runs
 from submissions_pipeline.domain import (
     FailureObject,
     IllegalTransition,

@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -30,7 +29,6 @@ from dagster import (
 )
 from pydantic import BaseModel, Field
 
-from adapters import load_adapter
 from submissions_pipeline.assets.job_metrics import (
     error_class_counts,
     evidence_links,
@@ -41,14 +39,16 @@ from submissions_pipeline.assets.job_metrics import (
     timing_metadata,
 )
 from submissions_pipeline.assets.partitions import oem_partitions, worker_id
+from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import (
     ArtifactStoreResource,
     BrowserResource,
     CredentialsResource,
     JobStoreResource,
     PortalsResource,
+    runner_deps,
 )
-from submissions_pipeline.runner import BatchReport, RunnerDeps, run_batch
+from submissions_pipeline.runner import BatchReport, run_batch
 
 #: The pool every browser-driving op takes a slot of. Its size is the number of Chromium
 #: processes the whole deployment runs at once: `dagster instance concurrency set browser 2`.
@@ -233,13 +233,13 @@ def run_worker_batch(
             finished_at=now,
             stop_reason="time budget spent before start",
         )
-    deps = RunnerDeps(
-        store=job_store.get_store(),
-        artifacts=artifacts.get_store(),
-        credentials=credentials.get_provider(),
-        adapters={assignment.oem: load_adapter(assignment.oem)},
-        portal_urls=portals.url_map(),
-        home=Path(browser.home),
+    deps = runner_deps(
+        job_store=job_store,
+        artifacts=artifacts,
+        credentials=credentials,
+        portals=portals,
+        browser=browser,
+        adapters={assignment.oem: oem_registry().load_adapter(assignment.oem)},
     )
     cfg = browser.batch_config(
         oem=assignment.oem,

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from submissions_pipeline.artifacts import ArtifactNotFound, ArtifactStore
 from submissions_pipeline.assets.crm_outcomes import bundle_key, needs_crm_sync, outcome_update
-from submissions_pipeline.assets.evidence import EvidenceBundle, evidence_bundles
+from submissions_pipeline.assets.evidence_bundles import EvidenceBundle, evidence_bundles
 from submissions_pipeline.assets.job_metrics import evidence_links, markdown_table
 from submissions_pipeline.assets.partitions import oem_partitions, run_actor
 from submissions_pipeline.crm import CrmClient, CrmConflict, CrmStatus

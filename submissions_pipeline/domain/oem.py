@@ -1,0 +1,46 @@
+"""An OEM's own settings: how people name it, when its nightly batch runs, when work is due.
+
+One validated file per OEM (`adapters/<oem>/oem.toml`) holds them; unknown keys are errors, so a
+typo is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OemSchedule(_Strict):
+    """When the OEM's batch runs and when its cases must be done."""
+
+    nightly_cron: str = Field(
+        "0 2 * * *", description="Cron of the nightly batch, off-hours for the portal."
+    )
+    timezone: str = Field("UTC", description="IANA time zone the cron and hours are read in.")
+    business_hours_start: time = Field(
+        time(7, 0),
+        description="Local time by which every new case should be cleared ('done by morning').",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, tz: str) -> str:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {tz!r}") from None
+        return tz
+
+
+class OemSettings(_Strict):
+    """Everything about one OEM that is not how to drive its portal (that is the selectors)."""
+
+    key: str = Field(description="The OEM key: partition key, queue and CRM value.")
+    display_name: str = Field(description="How people name the OEM in reports and pages.")
+    schedule: OemSchedule = Field(default_factory=OemSchedule)
