@@ -88,9 +88,9 @@ def _environment_reads(tree: ast.AST) -> Iterator[ast.AST]:
         ):
             writes.add(id(node.func.value))
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr == "getenv":
-            yield node
-        elif is_environ(node) and id(node) not in writes:
+        if (isinstance(node, ast.Attribute) and node.attr == "getenv") or (
+            is_environ(node) and id(node) not in writes
+        ):
             yield node
 
 
