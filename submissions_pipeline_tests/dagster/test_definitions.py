@@ -42,6 +42,22 @@ def test_dagster_definitions_validate_passes(tmp_path: Path):
     assert "Validation successful" in done.stdout + done.stderr
 
 
+def test_dg_check_defs_passes_on_the_project_configuration(tmp_path: Path):
+    env = {**os.environ, "SUBMISSIONS_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    env.pop("SUBMISSIONS_DB_URL", None)
+    dg = Path(sys.executable).parent / "dg"
+    done = subprocess.run(
+        [str(dg), "check", "defs"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All definitions loaded successfully" in done.stdout + done.stderr
+
+
 def test_the_code_location_has_the_graph_checks_schedules_and_sensors():
     repo = definitions.defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
