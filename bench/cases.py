@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 #: The portal every variant drives: the plain template (dealer code + user + password login,
-#: VIN search, two form steps, review, confirmation), like the notes' 4-page flow.
+#: VIN search, two form steps, review, confirmation), a typical 4-page flow.
 BENCH_OEM = "northwind"
 
 #: Sandbox dealers; a job's dealer picks the login.

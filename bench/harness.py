@@ -44,7 +44,7 @@ from submissions_pipeline.settings import Settings, load_settings
 Echo = Callable[[str], None]
 
 #: Sandbox knobs per scenario: faults, pop-ups and latency off; the latency-bound one makes the
-#: VIN search take 2 s (the notes' slow step, shrunk).
+#: VIN search take 2 s (the slow step of real portals, shrunk).
 SCENARIO_KNOBS: dict[str, dict[str, Any]] = {
     "cpu": {
         "error_rate": 0.0,

@@ -6,7 +6,7 @@ costs the database:
 * ``lifecycle`` (what the runner does per job): claim, five milestones (login, search, fill,
   pre-submit evidence, submit clicked), ``submitted`` with the reference, ``evidence_stored``
   with the manifest, and the step timings: nine transactions, eight with an event row.
-* ``claim_complete`` (the notes' floor): claim, then one completion (``submitted``), each with
+* ``claim_complete`` (the floor): claim, then one completion (``submitted``), each with
   an event row.
 
 ``store`` issues them through `JobStore` (row lock, version check, lease check, typed rows);

@@ -42,7 +42,7 @@ class VariantRun:
     concurrency: int
     browser_launches: int = 0
     note: str = ""
-    #: CPU seconds of this process and its reaped descendants over the timed section.
+    #: CPU seconds of this process and its descendants (sampled while they run), timed section.
     cpu_s: float | None = None
 
 

@@ -1,113 +1,158 @@
-"""PSS of the Chromium process trees this process started: what a browser really costs in RAM.
+"""Memory (PSS) and CPU time of the process trees the benchmark starts: what a browser really costs.
 
-PSS (proportional set size, `/proc/PID/smaps_rollup`) splits each shared page between the
-processes sharing it, so summing PSS over a browser's processes counts shared pages once; summed
-RSS would count Chromium's shared binary and zygote pages once per renderer.
+PSS (proportional set size) splits each shared page between the processes sharing it, so summing
+PSS over a browser's processes counts shared pages once; summed RSS would count Chromium's shared
+binary and zygote pages once per renderer. Everything is read through psutil, and a process that
+vanishes mid-read (gone, zombie, or no longer readable) is skipped, never an error.
+
+Which processes are the browser: the descendants of `root` (default: this process) whose
+executable is a browser file. The browser folders are the folders of the running descendants whose
+executable (symlinks resolved) is named like a Chromium binary (`CHROMIUM_BINARIES`), plus the
+folder of the `executable` the caller names when that is a binary rather than a wrapper script.
+Every descendant running a file from one of those folders is the browser (browser, zygotes,
+renderers, GPU, network, storage and utility processes all run the browser's own file; the crash
+handler sits beside it), except the Playwright Node driver, ffmpeg, Python and shells
+(`NOT_BROWSER`), should a browser folder also hold those. So a browser started through a wrapper
+(`/usr/bin/chromium-headless-shell` runs `/bin/sh`, which runs
+`/usr/lib/chromium/chromium-headless-shell`) is found by its real binary; the wrapper's shell is
+not part of it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import resource
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+
+import psutil
+
+#: File names of Chromium-family binaries: the browsers (Debian's, Google's and Playwright's
+#: builds and headless shells) and the crash handler shipped beside them.
+CHROMIUM_BINARIES = frozenset(
+    {
+        "chromium",
+        "chromium-browser",
+        "chromium-headless-shell",
+        "chrome",
+        "chrome-headless-shell",
+        "headless_shell",
+        "chrome_crashpad_handler",
+    }
+)
+
+#: Executables that are never the browser, even in a browser folder: the Playwright driver
+#: (Node), its video encoder (ffmpeg), Python helpers and the shell of a wrapper script.
+NOT_BROWSER = re.compile(r"node|ffmpeg.*|python.*|sh|bash|dash|zsh|busybox")
+
+#: Command-line markers of processes whose subtrees are not the client: the sandbox portal.
+NOT_CLIENT = ("bench.sandbox_process",)
+
+# A process that exits, turns zombie or becomes unreadable between two reads. ZombieProcess is a
+# NoSuchProcess, so catching that catches both.
+_GONE = (psutil.NoSuchProcess, psutil.AccessDenied)
 
 
-def chromium_dir(executable: str) -> str:
-    """The folder of the real Chromium binary; every process of its tree runs a file from it."""
-    return os.path.dirname(os.path.realpath(executable))
+def _below(root: int | None) -> list[psutil.Process]:
+    """Every process below `root` (default: this process); none when `root` is gone."""
+    try:
+        return psutil.Process(root).children(recursive=True)
+    except _GONE:
+        return []
 
 
-def _children_by_parent() -> dict[int, list[int]]:
-    # /proc/PID/task/TID/children is not available on every kernel; the stat scan always is.
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces and parentheses: parse after the last ")".
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(name))
-    return children
+def _exe(proc: psutil.Process) -> str | None:
+    """The file a process runs (the kernel resolves symlinks), or None when gone or unreadable."""
+    try:
+        return proc.exe() or None
+    except _GONE:
+        return None
 
 
-def descendants(root: int) -> list[int]:
-    """Every live process below `root` (children, grandchildren, ...)."""
-    children = _children_by_parent()
-    out: list[int] = []
-    todo = list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
+def _cmdline(proc: psutil.Process) -> list[str] | None:
+    """A process's command line; [] for a zombie (it has none left), None when unreadable."""
+    try:
+        return proc.cmdline()
+    except psutil.ZombieProcess:
+        return []
+    except _GONE:
+        return None
 
 
-def chromium_pids(executable: str, root: int | None = None) -> list[int]:
-    """PIDs below `root` (default: this process) running Chromium's binaries.
+def _binary_folder(executable: str | None) -> str | None:
+    """The folder of `executable` (symlinks resolved) when it is a binary, not a wrapper script."""
+    if not executable:
+        return None
+    real = os.path.realpath(executable)
+    try:
+        with open(real, "rb") as fh:
+            if fh.read(2) == b"#!":
+                return None
+    except OSError:
+        return None
+    return os.path.dirname(real)
+
+
+def chromium_processes(
+    executable: str | None = None, root: int | None = None
+) -> list[psutil.Process]:
+    """The browser processes below `root` (default: this process), by the module's rule."""
+    exes = [(proc, _exe(proc)) for proc in _below(root)]
+    folders = {
+        os.path.dirname(exe)
+        for _, exe in exes
+        if exe and os.path.basename(exe) in CHROMIUM_BINARIES
+    }
+    if (given := _binary_folder(executable)) is not None:
+        folders.add(given)
+    return [
+        proc
+        for proc, exe in exes
+        if exe
+        and os.path.dirname(exe) in folders
+        and not NOT_BROWSER.fullmatch(os.path.basename(exe))
+    ]
+
+
+def chromium_pids(executable: str | None = None, root: int | None = None) -> list[int]:
+    """PIDs of the browser processes below `root` (default: this process).
 
     That is the browser, zygotes, renderers, GPU/utility processes and the crash handler of
     every browser this process (or its Playwright driver, or a Dagster step) launched; it
-    excludes the Node driver, ffmpeg and Python helpers.
+    excludes the Node driver, ffmpeg, Python helpers and wrapper shells. `executable` is the
+    binary or wrapper the browsers were launched with: optional, the processes name themselves.
     """
-    folder = chromium_dir(executable) + os.sep
-    pids = []
-    for pid in descendants(os.getpid() if root is None else root):
-        try:
-            exe = os.path.realpath(f"/proc/{pid}/exe")
-        except OSError:
-            continue
-        if exe.startswith(folder):
-            pids.append(pid)
-    return pids
+    return [proc.pid for proc in chromium_processes(executable, root)]
 
 
-def pss_kb(pid: int) -> int | None:
-    """PSS of one process in kB, or None when it is gone."""
+def _pss_bytes(proc: psutil.Process) -> int | None:
+    """PSS of one process in bytes, or None when it is gone or unreadable."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
+        return proc.memory_full_info().pss
+    except _GONE:
         return None
-    return None
 
 
-def tree_pss_mb(executable: str, root: int | None = None) -> tuple[float, int]:
-    """Summed PSS (MB) of the Chromium processes below `root`, and how many there are."""
+def tree_pss_mb(executable: str | None = None, root: int | None = None) -> tuple[float, int]:
+    """Summed PSS (MB) of the browser processes below `root`, and how many were read."""
     total, count = 0, 0
-    for pid in chromium_pids(executable, root):
-        kb = pss_kb(pid)
-        if kb is not None:
-            total += kb
+    for proc in chromium_processes(executable, root):
+        pss = _pss_bytes(proc)
+        if pss is not None:
+            total += pss
             count += 1
-    return total / 1024, count
-
-
-#: Command lines whose processes (and their children) are not the client: the sandbox portal.
-NOT_CLIENT = (b"bench.sandbox_process",)
-
-
-def _stat_cpu(pid: int) -> tuple[int, float] | None:
-    """(start time in ticks, user + system CPU seconds) of a live process, or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total / 1024 / 1024, count
 
 
 def cpu_seconds_of(pid: int) -> float | None:
     """User + system CPU seconds a live process has used so far, or None when it is gone."""
-    reading = _stat_cpu(pid)
-    return reading[1] if reading is not None else None
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except _GONE:
+        return None
+    return times.user + times.system
 
 
 class TreeCpuMeter:
@@ -115,50 +160,56 @@ class TreeCpuMeter:
 
     `RUSAGE_CHILDREN` is not enough: it only holds children that were waited for, and Chromium's
     renderers and the browser itself are not reaped up our chain (measured: it saw less than half
-    of a bare run's CPU). So a background thread reads each descendant's own CPU from
-    `/proc/PID/stat` every `period_s` and keeps the last reading of each (keyed by PID and start
-    time, so a reused PID is a new process). A process that exits loses at most its last period.
+    of a bare run's CPU). So a background thread reads each descendant's own CPU every `period_s`
+    and keeps the last reading of each, keyed by its `psutil.Process` (equal only for the same PID
+    and the same start time since boot, so a reused PID is a new process). A process that exits
+    loses at most its last period.
     """
 
     def __init__(self, period_s: float = 0.2):
         self.period_s = period_s
-        self._seen: dict[tuple[int, int], float] = {}
-        self._excluded: set[tuple[int, int]] = set()
+        self._seen: dict[psutil.Process, float] = {}
+        self._excluded: set[psutil.Process] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
         self._thread.start()
 
-    def _is_client(self, key: tuple[int, int]) -> bool:
-        # Read on every scan, not cached: between fork and exec a child still shows our own
-        # command line, and the portal only becomes recognisable once it has exec'd.
-        if key in self._excluded:
+    def _is_client(self, proc: psutil.Process, cmdline: list[str] | None) -> bool:
+        if proc in self._excluded:
             return False
-        try:
-            cmdline = Path(f"/proc/{key[0]}/cmdline").read_bytes()
-        except OSError:
-            return key in self._seen
-        if any(marker in cmdline for marker in NOT_CLIENT):
-            self._excluded.add(key)
-            self._seen.pop(key, None)
+        if cmdline is None:  # unreadable now: keep following it only if it was a client
+            return proc in self._seen
+        if any(marker in arg for arg in cmdline for marker in NOT_CLIENT):
+            self._excluded.add(proc)
+            self._seen.pop(proc, None)
             return False
         return True
 
     def scan(self) -> None:
         """Read every live descendant's CPU now."""
-        children = _children_by_parent()
-        todo = list(children.get(os.getpid(), []))
+        me = os.getpid()
         with self._lock:
-            while todo:
-                pid = todo.pop()
-                reading = _stat_cpu(pid)
-                if reading is None:
+            # One reading per process, grouped by parent so that the portal's subtree is skipped.
+            by_parent: dict[int, list[tuple[psutil.Process, float, list[str] | None]]] = {}
+            for proc in _below(me):
+                try:
+                    with proc.oneshot():
+                        parent = proc.ppid()
+                        times = proc.cpu_times()
+                except _GONE:
                     continue
-                key = (pid, reading[0])
-                if not self._is_client(key):
+                # Read on every scan, not cached: between fork and exec a child still shows our
+                # own command line, and the portal only becomes recognisable once it has exec'd.
+                cmdline = None if proc in self._excluded else _cmdline(proc)
+                by_parent.setdefault(parent, []).append((proc, times.user + times.system, cmdline))
+            todo = list(by_parent.get(me, []))
+            while todo:
+                proc, seconds, cmdline = todo.pop()
+                if not self._is_client(proc, cmdline):
                     continue  # the portal's subtree is not the client's cost
-                self._seen[key] = reading[1]
-                todo.extend(children.get(pid, []))
+                self._seen[proc] = seconds
+                todo.extend(by_parent.get(proc.pid, []))
 
     def _run(self) -> None:
         # A periodic timer, not synchronisation: close() ends it at once through the event.
@@ -173,11 +224,12 @@ class TreeCpuMeter:
     def counted_pids(self) -> set[int]:
         """PIDs whose CPU is in the total so far."""
         with self._lock:
-            return {pid for pid, _ in self._seen}
+            return {proc.pid for proc in self._seen}
 
     def seconds(self) -> float:
         """This process's CPU plus every descendant's so far."""
         self.scan()
+        # getrusage, not psutil: microseconds rather than clock ticks for the process itself.
         me = resource.getrusage(resource.RUSAGE_SELF)
         with self._lock:
             return me.ru_utime + me.ru_stime + sum(self._seen.values())
@@ -200,7 +252,7 @@ def client_cpu_seconds() -> float:
 
 @dataclass
 class PssSample:
-    """One reading of the Chromium trees' PSS."""
+    """One reading of the browser trees' PSS."""
 
     at: float
     pss_mb: float
@@ -209,14 +261,14 @@ class PssSample:
 
 @dataclass
 class PssSampler:
-    """Reads the Chromium trees' PSS on a fixed period in a background thread while work runs.
+    """Reads the browser trees' PSS on a fixed period in a background thread while work runs.
 
-    A period of 1 s keeps the sampler's own cost (a /proc scan and one smaps_rollup read per
-    Chromium process) well under 1 % of a core; peaks shorter than the period can be missed,
+    A period of 1 s keeps the sampler's own cost (a process-table scan and one smaps_rollup read
+    per browser process) well under 1 % of a core; peaks shorter than the period can be missed,
     equally for every variant.
     """
 
-    executable: str
+    executable: str | None = None
     period_s: float = 1.0
     samples: list[PssSample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)

@@ -45,7 +45,7 @@ class ThroughputResult(BaseModel):
     jobs_per_s: float | None = None
     jobs_per_hour: float | None = None
     predicted_jobs_per_hour: float | None = Field(
-        None, description="concurrency x 3600 / mean job seconds (the notes' formula)"
+        None, description="concurrency x 3600 / mean job seconds (the capacity formula)"
     )
     mean_job_s: float | None = None
     p50_job_s: float | None = None
@@ -186,7 +186,7 @@ class Machine(BaseModel):
 
 
 class TargetResult(BaseModel):
-    """One of issue 9's targets, met, missed, or not measured in this run."""
+    """One of the benchmark's targets, met, missed, or not measured in this run."""
 
     name: str
     wanted: str
@@ -326,7 +326,7 @@ def _pss_target(report: BenchReport) -> TargetResult:
 
     A job in its own browser carries a whole browser (peak / cap). A job as a context shares
     the browser, GPU and utility processes that are there anyway, so what it costs is its
-    share of the tree above the idle browser: (peak - idle) / cap (the notes' ~75 MB per
+    share of the tree above the idle browser: (peak - idle) / cap (a measured ~75 MB per
     context). Peak / cap for contexts is shown beside it.
     """
     wanted = ">= 1.5 x the PSS per concurrent job of contexts (bare, same cap)"

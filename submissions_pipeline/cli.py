@@ -331,7 +331,7 @@ def soak(
     retry_time_scale: float = typer.Option(0.005, help="Retry delays scaled down by this."),
     out: Path = typer.Option(Path("var/soak"), help="Report folder (report.json, chart.png)."),
 ) -> None:
-    """Soak the real pipeline against faulty sandbox portals and judge it by the field notes."""
+    """Soak the real pipeline against faulty sandbox portals and judge it by the release bar."""
     from bench.soak import SoakConfig, run_soak
 
     report = run_soak(

@@ -1,7 +1,7 @@
 """The jobs ops teams launch and the schedules that launch them: one off-hours nightly per OEM.
 
 A schedule only starts a run for one OEM partition; the run's `crm_cases` step enqueues and its
-workers pull from the queue (field notes: separate schedule from work). "Run now" is a launch
+workers pull from the queue (the schedule only starts work; it never does it). "Run now" is a launch
 of `submissions_nightly` for a partition from the UI; a backfill over OEM partitions is the
 same job, and its `crm_cases` step also re-drives retryable dead letters.
 """

@@ -1,6 +1,6 @@
 """`submission_report`: outcomes across OEMs, segmented by who submitted, OEM and reason code.
 
-Automation and human submissions are counted apart (field notes: keep reporting clean), from
+Automation and human submissions are counted apart (so neither hides the other), from
 the CRM (who submitted) joined with the job store (what the automation did and why it failed).
 """
 

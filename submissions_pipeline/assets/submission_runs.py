@@ -99,7 +99,7 @@ class SubmissionRunConfig(Config):
         ge=0,
         le=16,
         description="Concurrent contexts per worker; 0 keeps the deployment's setting "
-        "(field notes: 1-2 per vCPU).",
+        "(1-2 per vCPU is stable).",
     )
     priority_order: PriorityOrder = Field(
         PriorityOrder.PRIORITY,

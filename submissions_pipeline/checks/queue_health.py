@@ -1,6 +1,6 @@
 """Reliability checks on the job store, per OEM: soak, error budget, queue age, orphaned jobs.
 
-Thresholds are the field notes' numbers:
+Thresholds are the release bar's numbers:
 
 - **soak**: over the OEM's last 1,000 finished jobs, fail rate < 3 % and p95 job time < 5 min.
   With fewer than 1,000 finished jobs the soak is *not proven*: the check fails with WARN
@@ -186,7 +186,7 @@ def error_budget(
     asset=submission_runs,
     partitions_def=oem_partitions,
     description=f"Queue age: the oldest due job has waited less than {QUEUE_AGE_FACTOR:g} x the "
-    "OEM's schedule interval (field notes: queue age is the alarm bell).",
+    "OEM's schedule interval (queue age is the first sign of too little concurrency).",
 )
 def queue_age(context: AssetCheckExecutionContext, job_store: JobStoreResource) -> AssetCheckResult:
     oem = context.partition_key

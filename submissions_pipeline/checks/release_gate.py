@@ -25,7 +25,8 @@ from submissions_pipeline.assets.crm_updates import CLEAN, FAILED, IDLE, VERDICT
 from submissions_pipeline.assets.job_metrics import markdown_table
 from submissions_pipeline.assets.partitions import PARTITION_TAG, oem_partitions
 
-#: Consecutive clean runs an OEM needs (field notes, Dec 12: "five clean runs").
+#: Consecutive clean runs an OEM needs before it counts as verified: enough to surface the
+#: edge cases of a new portal before its cadence is scaled up.
 REQUIRED_CLEAN_RUNS = 5
 #: How far back the history is read; more than enough to find the last reset.
 HISTORY_LIMIT = 100

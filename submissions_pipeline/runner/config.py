@@ -15,7 +15,8 @@ def default_chromium() -> str:
     return "/usr/bin/chromium"
 
 
-#: Flags that keep Chromium lean and quiet on a closed network (STACK-NOTES).
+#: Flags that keep Chromium lean and quiet on a closed network: without the background-networking
+#: ones it keeps calling out to Google services, and every call is refused here.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,7 +43,7 @@ class BrowserSettings(BaseModel):
     )
     headless: bool = True
     context_cap: int = Field(
-        3, ge=1, le=16, description="Concurrent contexts per worker (notes: 1-2 per vCPU)."
+        3, ge=1, le=16, description="Concurrent contexts per worker (1-2 per vCPU is stable)."
     )
     recycle_browser_after: int = Field(
         200, ge=1, description="Relaunch the browser after this many jobs (keeps memory flat)."
@@ -63,8 +64,8 @@ class StepBudgets(BaseModel):
         description="Hard timeouts by step name (the slow search gets the most).",
     )
     job_s: float = Field(120.0, gt=0, description="Hard timeout of a whole attempt.")
-    target_step_p95_s: float = Field(8.0, description="Notes: p95 per step <= 8 s.")
-    target_job_s: float = Field(60.0, description="Notes: end-to-end <= 60 s.")
+    target_step_p95_s: float = Field(8.0, description="Target p95 of each step (reports compare to it).")
+    target_job_s: float = Field(60.0, description="Target time of one whole attempt (reports compare to it).")
     action_timeout_ms: float = Field(
         8000, gt=0, description="Playwright's wait for one element or navigation."
     )
@@ -75,7 +76,8 @@ class StepBudgets(BaseModel):
 
 
 class EvidenceSettings(BaseModel):
-    """What proof each attempt keeps. Cheap by default; rich where it pays (STYLE, point 10)."""
+    """What proof each attempt keeps: cheap by default (two screenshots and a trace without DOM
+    snapshots cost a few per cent), rich where it pays (retries, failures, a sampled share)."""
 
     def records_video(self, attempt: int, sampled: bool) -> bool:
         """Whether this attempt's context records video at all."""
