@@ -35,10 +35,10 @@ from bench.report import (
     MemoryResult,
     QueueResult,
     ThroughputResult,
-    evaluate_targets,
     render,
 )
 from bench.sandbox_process import SandboxProcess
+from bench.targets import evaluate_targets
 from submissions_pipeline.settings import Settings, load_settings
 
 Echo = Callable[[str], None]
