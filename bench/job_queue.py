@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from bench.measures import STEP_ORDER, percentile
+from bench.measures import STEP_ORDER
 
 Impl = Literal["store", "raw"]
 Workload = Literal["lifecycle", "claim_complete"]
@@ -502,6 +502,8 @@ def measure(
     echo: Callable[[str], None] = print,
 ) -> list[QueueRun]:
     """Every workload, impl and claimer count on a fresh queue of jobs, store and raw in turn."""
+    from submissions_pipeline.domain.stats import percentile
+
     pool_cls = ProcessClaimers if claimers_as == "processes" else ThreadClaimers
     pool = pool_cls(url, max(claimer_counts))
     runs: list[QueueRun] = []

@@ -5,7 +5,6 @@ Standard library only, so the raw-Playwright baselines stay free of project code
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 #: Steps in the order a job goes through them (runner names; baselines use the same).
@@ -44,12 +43,3 @@ class VariantRun:
     note: str = ""
     #: CPU seconds of this process and its descendants (sampled while they run), timed section.
     cpu_s: float | None = None
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100), the job store's definition; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
-    return ordered[rank - 1]

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from bench.measures import STEP_ORDER, VariantRun, percentile
+from bench.measures import STEP_ORDER, VariantRun
+from submissions_pipeline.domain.stats import percentile
 
 #: Variants in table order; the first two are the raw-Playwright baselines.
 VARIANTS = ("bare", "evidence", "runner", "runner_no_video", "pipeline", "process_per_job")

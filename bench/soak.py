@@ -120,7 +120,7 @@ def _fmt_s(v: float | None) -> str:
 
 
 def _percentile(values: list[float], q: float) -> float | None:
-    from submissions_pipeline.store.job_store import percentile
+    from submissions_pipeline.domain.stats import percentile
 
     return percentile(values, q)
 

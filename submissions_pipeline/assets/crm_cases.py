@@ -1,9 +1,10 @@
 """`crm_cases[oem]`: new CRM cases read since a durable cursor, validated and enqueued.
 
-Scheduling only enqueues: the work itself is pulled from the queue by the workers. Invalid cases go straight
-back to the CRM as invalid data with field-level messages; valid ones become jobs, idempotently,
-and their CRM record reads "in progress". The cursor is kept in this asset's own materialization
-metadata (`crm_cursor`), so it survives restarts and moves only when a materialization succeeds.
+Scheduling only enqueues: the workers pull the work itself from the queue. Invalid cases go
+straight back to the CRM as invalid data with field-level messages; valid ones become jobs,
+idempotently, and their CRM record reads "in progress". The cursor is kept in this asset's own
+materialization metadata (`crm_cursor`), so it survives restarts and moves only when a
+materialization succeeds.
 """
 
 from typing import Any

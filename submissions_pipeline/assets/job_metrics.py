@@ -14,7 +14,7 @@ from typing import Any
 from dagster import MetadataValue
 
 from submissions_pipeline.domain import ErrorClass, SubmissionState
-from submissions_pipeline.store.job_store import percentile
+from submissions_pipeline.domain.stats import percentile
 
 #: Attempt outcomes that count as failures in a fail rate (the attempt did not prove a submission).
 FAILED_OUTCOMES = frozenset(

@@ -31,8 +31,8 @@ from submissions_pipeline.assets.partitions import oem_partitions, schedule_inte
 from submissions_pipeline.assets.submission_runs import submission_runs
 from submissions_pipeline.domain import ErrorClass, Job, SubmissionState
 from submissions_pipeline.domain.states import LEASED_STATES
+from submissions_pipeline.domain.stats import percentile
 from submissions_pipeline.resources import JobStoreResource
-from submissions_pipeline.store.job_store import percentile
 
 S = SubmissionState
 

@@ -29,9 +29,9 @@ from submissions_pipeline.crm.base import (
     NotATestRecord,
 )
 from submissions_pipeline.crm.schema import crm_activity, crm_cases
+from submissions_pipeline.domain.clock import Clock, utcnow
 from submissions_pipeline.store import migrate
 from submissions_pipeline.store.engine import make_engine
-from submissions_pipeline.store.job_store import Clock, utcnow
 
 #: PostgreSQL advisory lock serialising sequence hand-out (any constant unique to this use).
 _FEED_LOCK_KEY = 0x43524D_FEED  # "CRM" + FEED

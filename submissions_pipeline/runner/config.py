@@ -64,8 +64,8 @@ class StepBudgets(BaseModel):
         description="Hard timeouts by step name (the slow search gets the most).",
     )
     job_s: float = Field(120.0, gt=0, description="Hard timeout of a whole attempt.")
-    target_step_p95_s: float = Field(8.0, description="Target p95 of each step (reports compare to it).")
-    target_job_s: float = Field(60.0, description="Target time of one whole attempt (reports compare to it).")
+    target_step_p95_s: float = Field(8.0, description="Target p95 of each step, for reports.")
+    target_job_s: float = Field(60.0, description="Target time of one attempt, for reports.")
     action_timeout_ms: float = Field(
         8000, gt=0, description="Playwright's wait for one element or navigation."
     )

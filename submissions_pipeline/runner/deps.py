@@ -9,9 +9,9 @@ from pathlib import Path
 
 from submissions_pipeline.artifacts import ArtifactStore
 from submissions_pipeline.credentials import CredentialProvider
+from submissions_pipeline.domain.clock import utcnow
 from submissions_pipeline.runner.adapter import PortalAdapter
 from submissions_pipeline.store import JobStore
-from submissions_pipeline.store.job_store import utcnow
 
 
 @dataclass

@@ -1,16 +1,11 @@
 """The job store and global queue (SQLAlchemy Core + Alembic); the only code that writes SQL."""
 
-from submissions_pipeline.store.job_store import (
-    EnqueueResult,
-    JobNotFound,
-    JobStore,
-    LeaseLost,
-    QueueStats,
-    StaleState,
-    StoreError,
-)
+from submissions_pipeline.store.errors import JobNotFound, LeaseLost, StaleState, StoreError
+from submissions_pipeline.store.job_store import DEFAULT_LEASE_S, JobStore
+from submissions_pipeline.store.models import EnqueueResult, QueueStats
 
 __all__ = [
+    "DEFAULT_LEASE_S",
     "EnqueueResult",
     "JobNotFound",
     "JobStore",

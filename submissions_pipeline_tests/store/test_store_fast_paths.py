@@ -24,9 +24,8 @@ from submissions_pipeline.domain import (
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.store import JobNotFound, JobStore, LeaseLost, StaleState
 from submissions_pipeline_tests.conftest import ManualClock
-from submissions_pipeline_tests.factories import make_case
+from submissions_pipeline_tests.factories import LEGAL, job_in, make_case
 from submissions_pipeline_tests.netfaults import ToggleProxy
-from submissions_pipeline_tests.store.test_transitions import LEGAL, job_in
 
 S = SubmissionState
 MILESTONES = (Step.LOGIN, Step.SEARCH, Step.FILL, Step.PRE_SUBMIT_EVIDENCE, Step.SUBMIT_CLICKED)

@@ -4,64 +4,9 @@ import pytest
 
 from submissions_pipeline.domain import IllegalTransition, Step, SubmissionState
 from submissions_pipeline.store import JobStore, LeaseLost, StaleState
-from submissions_pipeline_tests.factories import make_case
+from submissions_pipeline_tests.factories import LEGAL, job_in, make_case
 
 S = SubmissionState
-
-# The specification, written out by hand: these and only these moves are legal.
-LEGAL = {
-    (S.QUEUED, S.RUNNING),
-    (S.QUEUED, S.FAILED_TERMINAL),
-    (S.QUEUED, S.DEAD_LETTERED),
-    (S.RUNNING, S.SUBMITTED),
-    (S.RUNNING, S.RETRY_SCHEDULED),
-    (S.RUNNING, S.NEEDS_RECONCILIATION),
-    (S.RUNNING, S.FAILED_TERMINAL),
-    (S.RUNNING, S.DEAD_LETTERED),
-    (S.RUNNING, S.QUEUED),
-    (S.SUBMITTED, S.EVIDENCE_STORED),
-    (S.SUBMITTED, S.RETRY_SCHEDULED),
-    (S.SUBMITTED, S.NEEDS_RECONCILIATION),
-    (S.SUBMITTED, S.DEAD_LETTERED),
-    (S.EVIDENCE_STORED, S.CRM_UPDATED),
-    (S.EVIDENCE_STORED, S.RETRY_SCHEDULED),
-    (S.EVIDENCE_STORED, S.DEAD_LETTERED),
-    (S.EVIDENCE_STORED, S.NEEDS_RECONCILIATION),
-    (S.RETRY_SCHEDULED, S.RUNNING),
-    (S.RETRY_SCHEDULED, S.DEAD_LETTERED),
-    (S.RETRY_SCHEDULED, S.FAILED_TERMINAL),
-    (S.NEEDS_RECONCILIATION, S.RUNNING),
-    (S.NEEDS_RECONCILIATION, S.DEAD_LETTERED),
-    (S.DEAD_LETTERED, S.QUEUED),
-}
-
-# How to bring a fresh job into each state with the store's public operations.
-PATHS = {
-    S.QUEUED: [],
-    S.RUNNING: [S.RUNNING],
-    S.SUBMITTED: [S.RUNNING, S.SUBMITTED],
-    S.EVIDENCE_STORED: [S.RUNNING, S.SUBMITTED, S.EVIDENCE_STORED],
-    S.CRM_UPDATED: [S.RUNNING, S.SUBMITTED, S.EVIDENCE_STORED, S.CRM_UPDATED],
-    S.RETRY_SCHEDULED: [S.RUNNING, S.RETRY_SCHEDULED],
-    S.NEEDS_RECONCILIATION: [S.RUNNING, S.NEEDS_RECONCILIATION],
-    S.FAILED_TERMINAL: [S.RUNNING, S.FAILED_TERMINAL],
-    S.DEAD_LETTERED: [S.RUNNING, S.DEAD_LETTERED],
-}
-
-_counter = iter(range(1, 10_000))
-
-
-def job_in(store: JobStore, state: SubmissionState) -> str:
-    n = next(_counter)
-    job_id = store.enqueue(make_case(n, oem=f"oem{n}")).job_id
-    for step in PATHS[state]:
-        if step is S.RUNNING:
-            claimed = store.claim("w1", oem=f"oem{n}", limit=1)
-            assert [j.job_id for j in claimed] == [job_id]
-        else:
-            store.transition(job_id, step, actor="test")
-    assert store.get(job_id).state is state
-    return job_id
 
 
 @pytest.mark.parametrize("from_state", list(S))
