@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 
 class RetryPolicy(BaseModel):
-    """Three attempts, exponential backoff plus 2-10 minutes of jitter (field notes, Nov 25).
+    """Three attempts, exponential backoff plus 2-10 minutes of jitter.
 
     The delay after failed attempt n (1-based) is
     ``min(base * 2**(n-1), max_backoff) + uniform(jitter_min, jitter_max)``, all multiplied by

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-#: Seconds a SQLite writer waits for the lock before giving up (STACK-NOTES: busy_timeout).
+#: Seconds a SQLite writer waits for the lock before giving up (its busy_timeout).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -30,8 +30,8 @@ def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
 
     On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (take the write lock up front)
     under WAL with a busy timeout: a deferred ``BEGIN`` upgrading to a writer mid-transaction is
-    what produces "database is locked" under concurrent claimers (STACK-NOTES: 0 errors vs
-    30-600 in 1,000 claims).
+    what produces "database is locked" under concurrent claimers (measured: 0 errors in 1,000
+    claims by two processes this way, 30-600 with a deferred BEGIN).
 
     On PostgreSQL `pre_ping` tests every pooled connection with a round trip before use. The job
     store turns it off: each of its operations re-runs itself on a dropped connection
