@@ -102,8 +102,9 @@ def test_unknown_vehicle_is_invalid_data(runner_deps, sandbox):
 def test_unknown_ui_version_is_an_adapter_bug_never_a_silent_success(runner_deps, sandbox):
     from adapters.northwind import NorthwindAdapter
 
-    v1_only = {"v1": runner_deps.adapters["northwind"].selector_sets["v1"]}
-    runner_deps.adapters["northwind"] = NorthwindAdapter(v1_only)
+    adapter = runner_deps.adapters["northwind"]
+    v1_only = {"v1": adapter.selector_sets["v1"]}
+    runner_deps.adapters["northwind"] = NorthwindAdapter(adapter.settings, adapter.folder, v1_only)
     sandbox.configure("northwind", ui_version="v2")
     job_id = runner_deps.store.enqueue(make_case(1)).job_id
     out = only_outcome(run_batch(quick_config(), runner_deps))
@@ -114,13 +115,13 @@ def test_unknown_ui_version_is_an_adapter_bug_never_a_silent_success(runner_deps
 def test_a_renamed_selector_is_an_adapter_bug_with_the_dom_kept(runner_deps, sandbox, tmp_path):
     from adapters.northwind import NorthwindAdapter
 
-    sets = load_selector_sets(
-        __import__("pathlib").Path(__import__("adapters.northwind").northwind.__file__).parent
-        / "selectors"
-    )
+    adapter = runner_deps.adapters["northwind"]
+    sets = load_selector_sets(adapter.folder / "selectors")
     broken = sets["v1"].model_copy(deep=True)
     broken.steps[0].fields["mileage"].label = "Odometer (furlongs)"
-    runner_deps.adapters["northwind"] = NorthwindAdapter({"v1": broken})
+    runner_deps.adapters["northwind"] = NorthwindAdapter(
+        adapter.settings, adapter.folder, {"v1": broken}
+    )
     job_id = runner_deps.store.enqueue(make_case(1)).job_id
     out = only_outcome(run_batch(quick_config(), runner_deps))
     job = runner_deps.store.get(job_id)
