@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from submissions_pipeline.domain import Case, SubmissionState
+from submissions_pipeline.domain import Case, Job, SubmissionState
 from submissions_pipeline.runner import BatchConfig, EvidenceSettings
 
 if TYPE_CHECKING:
@@ -62,12 +63,14 @@ LEGAL = {
     (S.RUNNING, S.SUBMITTED),
     (S.RUNNING, S.RETRY_SCHEDULED),
     (S.RUNNING, S.NEEDS_RECONCILIATION),
+    (S.RUNNING, S.NEEDS_REVIEW),
     (S.RUNNING, S.FAILED_TERMINAL),
     (S.RUNNING, S.DEAD_LETTERED),
     (S.RUNNING, S.QUEUED),
     (S.SUBMITTED, S.EVIDENCE_STORED),
     (S.SUBMITTED, S.RETRY_SCHEDULED),
     (S.SUBMITTED, S.NEEDS_RECONCILIATION),
+    (S.SUBMITTED, S.NEEDS_REVIEW),
     (S.SUBMITTED, S.DEAD_LETTERED),
     (S.EVIDENCE_STORED, S.CRM_UPDATED),
     (S.EVIDENCE_STORED, S.RETRY_SCHEDULED),
@@ -78,6 +81,10 @@ LEGAL = {
     (S.RETRY_SCHEDULED, S.FAILED_TERMINAL),
     (S.NEEDS_RECONCILIATION, S.RUNNING),
     (S.NEEDS_RECONCILIATION, S.DEAD_LETTERED),
+    (S.NEEDS_RECONCILIATION, S.NEEDS_REVIEW),
+    (S.NEEDS_REVIEW, S.QUEUED),
+    (S.NEEDS_REVIEW, S.CRM_UPDATED),
+    (S.NEEDS_REVIEW, S.FAILED_TERMINAL),
     (S.DEAD_LETTERED, S.QUEUED),
 }
 
@@ -90,6 +97,7 @@ PATHS = {
     S.CRM_UPDATED: [S.RUNNING, S.SUBMITTED, S.EVIDENCE_STORED, S.CRM_UPDATED],
     S.RETRY_SCHEDULED: [S.RUNNING, S.RETRY_SCHEDULED],
     S.NEEDS_RECONCILIATION: [S.RUNNING, S.NEEDS_RECONCILIATION],
+    S.NEEDS_REVIEW: [S.RUNNING, S.NEEDS_REVIEW],
     S.FAILED_TERMINAL: [S.RUNNING, S.FAILED_TERMINAL],
     S.DEAD_LETTERED: [S.RUNNING, S.DEAD_LETTERED],
 }
@@ -109,3 +117,21 @@ def job_in(store: JobStore, state: SubmissionState) -> str:
             store.transition(job_id, step, actor="test")
     assert store.get(job_id).state is state
     return job_id
+
+
+def running_job(tries: int = 1, lookup_claims: int = 0, submit_attempted: bool = False) -> Job:
+    """A job in a worker's hands with its budget counters as given (routing tests)."""
+    case = make_case(1)
+    at = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+    return Job(
+        job_id="j1",
+        idempotency_key=case.idempotency_key(),
+        state=S.RUNNING,
+        attempt=tries + lookup_claims,
+        tries=tries,
+        lookup_claims=lookup_claims,
+        submit_attempted=submit_attempted,
+        created_at=at,
+        updated_at=at,
+        **case.model_dump(),
+    )

@@ -17,11 +17,14 @@ from submissions_pipeline.domain.reasons import (
     ReasonCode,
     Route,
     RoutingDecision,
-    route_failure,
 )
+from submissions_pipeline.domain.reconciliation import ReconciliationPolicy
 from submissions_pipeline.domain.retry import RetryPolicy
+from submissions_pipeline.domain.routing import route_failure
 from submissions_pipeline.domain.states import (
     CLAIMABLE_STATES,
+    HUMAN_STATES,
+    SETTLED_STATES,
     TERMINAL_STATES,
     IllegalTransition,
     Step,
@@ -32,6 +35,8 @@ from submissions_pipeline.domain.states import (
 
 __all__ = [
     "CLAIMABLE_STATES",
+    "HUMAN_STATES",
+    "SETTLED_STATES",
     "TERMINAL_STATES",
     "Case",
     "CaseValidationError",
@@ -42,6 +47,7 @@ __all__ = [
     "Job",
     "JobEvent",
     "ReasonCode",
+    "ReconciliationPolicy",
     "RetryPolicy",
     "Route",
     "RoutingDecision",

@@ -14,7 +14,12 @@ from submissions_pipeline.domain.states import SubmissionState
 
 
 class Job(BaseModel):
-    """The job row, typed. `submit_attempted` is sticky: once true, no retry may submit blind."""
+    """The job row, typed. `submit_attempted` is sticky: once true, no retry may submit blind.
+
+    `attempt` numbers every claim (evidence is kept per claim); `tries` counts the claims that
+    could submit (the retry budget) and `lookup_claims` the ones that only looked a possibly
+    submitted case up; `submit_clicks` counts every press of the portal's submit button.
+    """
 
     job_id: str
     case_id: str
@@ -34,6 +39,13 @@ class Job(BaseModel):
     lease_expires_at: datetime | None = None
     last_step: str | None = None
     submit_attempted: bool = False
+    tries: int = 0
+    lookup_claims: int = 0
+    submit_clicks: int = 0
+    last_submit_at: datetime | None = None
+    lookup_misses: int = 0
+    first_miss_at: datetime | None = None
+    last_miss_at: datetime | None = None
     reason_code: ReasonCode | None = None
     failure: FailureObject | None = None
     reference: str | None = None

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from submissions_pipeline.domain.reconciliation import ReconciliationPolicy
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,3 +46,7 @@ class OemSettings(_Strict):
     key: str = Field(description="The OEM key: partition key, queue and CRM value.")
     display_name: str = Field(description="How people name the OEM in reports and pages.")
     schedule: OemSchedule = Field(default_factory=OemSchedule)
+    reconciliation: ReconciliationPolicy = Field(
+        default_factory=ReconciliationPolicy,
+        description="When a lookup miss proves a submission absent (see reconciliation.py).",
+    )

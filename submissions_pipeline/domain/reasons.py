@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from random import Random
 
-from submissions_pipeline.domain.retry import RetryPolicy
 from submissions_pipeline.domain.states import SubmissionState
 
 
@@ -43,6 +41,8 @@ class ReasonCode(StrEnum):
     LOGIN_REJECTED = "login_rejected"
     MFA_REJECTED = "mfa_rejected"
     SUBMIT_OUTCOME_UNKNOWN = "submit_outcome_unknown"
+    ABSENCE_UNPROVEN = "absence_unproven"
+    RESUBMIT_BUDGET_SPENT = "resubmit_budget_spent"
     EVIDENCE_MISSING = "evidence_missing"
     REFERENCE_MISSING = "reference_missing"
 
@@ -71,6 +71,8 @@ _CLASS_OF: dict[ReasonCode, ErrorClass] = {
     R.LOGIN_REJECTED: E.AUTH_FAILURE,
     R.MFA_REJECTED: E.AUTH_FAILURE,
     R.SUBMIT_OUTCOME_UNKNOWN: E.AMBIGUOUS_SUBMIT,
+    R.ABSENCE_UNPROVEN: E.AMBIGUOUS_SUBMIT,
+    R.RESUBMIT_BUDGET_SPENT: E.AMBIGUOUS_SUBMIT,
     R.EVIDENCE_MISSING: E.MISSING_EVIDENCE,
     R.REFERENCE_MISSING: E.MISSING_EVIDENCE,
 }
@@ -81,6 +83,7 @@ class Route(StrEnum):
 
     RETRY = "retry"
     RECONCILE = "reconcile"
+    REVIEW = "review"  # a person decides: the portal may hold the case
     RETURN_TO_CRM = "return_to_crm"
     DEAD_LETTER = "dead_letter"
 
@@ -94,65 +97,3 @@ class RoutingDecision:
     next_attempt_at: datetime | None
     alert: bool
     halt_oem_batch: bool
-
-
-def route_failure(
-    reason: ReasonCode,
-    attempt: int,
-    now: datetime,
-    policy: RetryPolicy,
-    rng: Random,
-    submit_attempted: bool = False,
-) -> RoutingDecision:
-    """Decide where a failure of attempt number `attempt` (1-based) goes.
-
-    Site flakes, infrastructure failures, missing evidence and auth failures are retried with
-    backoff until the attempt budget is spent, then dead-lettered so a human sees only terminal
-    failures. Adapter bugs are dead-lettered at once (retrying a broken selector only burns the
-    budget) and raise an alert. Invalid data is returned to the CRM. An ambiguous submit is
-    never retried blind: it goes to reconciliation, which looks the case up on the portal.
-
-    Once a job may be on the portal (`submit_attempted`), transient failures keep it in
-    reconciliation, with backoff, for `reconcile_attempts` more tries than a fresh submission
-    gets: a lookup can never submit twice, and a case the portal already holds should not end
-    in front of a human because one lookup met a 503.
-    """
-    cls = reason.error_class
-    if cls is E.INVALID_DATA:
-        return RoutingDecision(
-            Route.RETURN_TO_CRM, SubmissionState.FAILED_TERMINAL, None, False, False
-        )
-    if cls is E.ADAPTER_BUG:
-        return RoutingDecision(Route.DEAD_LETTER, SubmissionState.DEAD_LETTERED, None, True, False)
-    if cls is E.AMBIGUOUS_SUBMIT:
-        if attempt >= policy.max_attempts + policy.reconcile_attempts:
-            return RoutingDecision(
-                Route.DEAD_LETTER, SubmissionState.DEAD_LETTERED, None, True, False
-            )
-        return RoutingDecision(
-            Route.RECONCILE,
-            SubmissionState.NEEDS_RECONCILIATION,
-            policy.reconcile_at(now),
-            False,
-            False,
-        )
-    halt = cls is E.AUTH_FAILURE
-    if submit_attempted and cls in (E.SITE_FLAKE, E.INFRASTRUCTURE, E.MISSING_EVIDENCE):
-        if attempt < policy.max_attempts + policy.reconcile_attempts:
-            return RoutingDecision(
-                Route.RECONCILE,
-                SubmissionState.NEEDS_RECONCILIATION,
-                policy.next_attempt_at(attempt, now, rng),
-                False,
-                False,
-            )
-        return RoutingDecision(Route.DEAD_LETTER, SubmissionState.DEAD_LETTERED, None, True, False)
-    if not policy.may_retry(attempt):
-        return RoutingDecision(Route.DEAD_LETTER, SubmissionState.DEAD_LETTERED, None, True, halt)
-    return RoutingDecision(
-        Route.RETRY,
-        SubmissionState.RETRY_SCHEDULED,
-        policy.next_attempt_at(attempt, now, rng),
-        halt,
-        halt,
-    )

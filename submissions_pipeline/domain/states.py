@@ -15,6 +15,7 @@ class SubmissionState(StrEnum):
     CRM_UPDATED = "crm_updated"
     RETRY_SCHEDULED = "retry_scheduled"
     NEEDS_RECONCILIATION = "needs_reconciliation"
+    NEEDS_REVIEW = "needs_review"
     FAILED_TERMINAL = "failed_terminal"
     DEAD_LETTERED = "dead_lettered"
 
@@ -30,6 +31,7 @@ TRANSITIONS: dict[SubmissionState, frozenset[SubmissionState]] = {
             S.SUBMITTED,  # confirmation seen and reference parsed (or found by lookup)
             S.RETRY_SCHEDULED,  # retryable failure before the submit click
             S.NEEDS_RECONCILIATION,  # submit clicked, outcome unknown
+            S.NEEDS_REVIEW,  # the portal may hold it and its absence cannot be proven
             S.FAILED_TERMINAL,  # invalid data: back to a human through the CRM
             S.DEAD_LETTERED,  # adapter bug or retries exhausted
             S.QUEUED,  # lease given back (batch halted, worker reaped before submit)
@@ -42,6 +44,7 @@ TRANSITIONS: dict[SubmissionState, frozenset[SubmissionState]] = {
             # reconciles through the lookup page instead of submitting again.
             S.RETRY_SCHEDULED,
             S.NEEDS_RECONCILIATION,  # worker died between the confirmation and the evidence
+            S.NEEDS_REVIEW,  # evidence could not be re-proven through the portal in budget
             S.DEAD_LETTERED,
         }
     ),
@@ -51,8 +54,12 @@ TRANSITIONS: dict[SubmissionState, frozenset[SubmissionState]] = {
         {S.CRM_UPDATED, S.RETRY_SCHEDULED, S.NEEDS_RECONCILIATION, S.DEAD_LETTERED}
     ),
     S.RETRY_SCHEDULED: frozenset({S.RUNNING, S.DEAD_LETTERED, S.FAILED_TERMINAL}),
-    # Claimed by a worker that looks the case up on the portal before anything else.
-    S.NEEDS_RECONCILIATION: frozenset({S.RUNNING, S.DEAD_LETTERED}),
+    # Claimed by a worker that looks the case up on the portal before anything else; ops may
+    # also hand it to a human at once.
+    S.NEEDS_RECONCILIATION: frozenset({S.RUNNING, S.DEAD_LETTERED, S.NEEDS_REVIEW}),
+    # A human decides: the portal does not have it (re-drive: submit again), the portal has it
+    # (recorded by hand with its reference), or the case is abandoned.
+    S.NEEDS_REVIEW: frozenset({S.QUEUED, S.CRM_UPDATED, S.FAILED_TERMINAL}),
     S.CRM_UPDATED: frozenset(),
     S.FAILED_TERMINAL: frozenset(),
     # Ops re-drive a dead letter once the adapter is fixed.
@@ -69,6 +76,11 @@ LEASED_STATES: frozenset[SubmissionState] = frozenset({S.RUNNING, S.SUBMITTED})
 TERMINAL_STATES: frozenset[SubmissionState] = frozenset(
     {S.CRM_UPDATED, S.FAILED_TERMINAL, S.DEAD_LETTERED}
 )
+#: States waiting for a person's decision: automation never moves them, and they are not
+#: failures (the case may well be on the portal).
+HUMAN_STATES: frozenset[SubmissionState] = frozenset({S.NEEDS_REVIEW})
+#: States the automation is done with, one way or the other.
+SETTLED_STATES: frozenset[SubmissionState] = TERMINAL_STATES | HUMAN_STATES
 
 
 class IllegalTransition(Exception):
@@ -96,8 +108,10 @@ class Step(StrEnum):
     """Milestones inside one attempt, in order; `last_step` tells what a dead worker did."""
 
     CLAIMED = "claimed"
-    RECONCILE = "reconcile"
     LOGIN = "login"
+    RECONCILE = "reconcile"
+    LOOKUP_MISSED = "lookup_missed"  # the portal's lookup did not show the case
+    ABSENCE_PROVEN = "absence_proven"  # enough misses over the lag window: submit again
     SEARCH = "search"
     FILL = "fill"
     PRE_SUBMIT_EVIDENCE = "pre_submit_evidence"

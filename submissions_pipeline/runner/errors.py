@@ -72,6 +72,14 @@ class AmbiguousSubmit(SubmissionFailure):
     reason = ReasonCode.SUBMIT_OUTCOME_UNKNOWN
 
 
+class AbsenceUnproven(SubmissionFailure):
+    """The portal's lookup does not show a case that may have been submitted, and the OEM's
+    reconciliation policy does not (yet) count that as proof: look again later, or ask a person.
+    Never a reason to submit again."""
+
+    reason = ReasonCode.ABSENCE_UNPROVEN
+
+
 class MissingEvidence(SubmissionFailure):
     """Submitted, but proof (reference, post-confirm screenshot) is incomplete."""
 

@@ -17,6 +17,7 @@ from submissions_pipeline.domain import (
     FailureObject,
     Job,
     ReasonCode,
+    ReconciliationPolicy,
     Step,
     SubmissionState,
 )
@@ -26,11 +27,13 @@ from submissions_pipeline.domain.evidence import (
     PRE_SUBMIT_SCREENSHOT,
     EvidenceManifest,
 )
+from submissions_pipeline.domain.reconciliation import absence_proven
 from submissions_pipeline.failpoints import failpoint
 from submissions_pipeline.runner.browser import BrowserWorker, JobContext
 from submissions_pipeline.runner.config import BatchConfig
 from submissions_pipeline.runner.deps import RunnerDeps
 from submissions_pipeline.runner.errors import (
+    AbsenceUnproven,
     AdapterBug,
     AuthFailure,
     MissingEvidence,
@@ -177,6 +180,8 @@ async def process_job(
                             a.reference, a.reconciled = found.reference, True
                             await rec.screenshot(page, LOOKUP_SCREENSHOT)
                     await a.milestone(Step.RECONCILE)
+                    if a.reference is None:
+                        await _prove_absence(a, adapter.settings.reconciliation, case.case_id)
 
                 if a.reference is None:
                     async with a.clock.step("search"):
@@ -256,6 +261,27 @@ async def process_job(
                 [(t.step, t.seconds, t.ok) for t in a.clock.timings],
             )
         rec.cleanup()
+
+
+async def _prove_absence(a: _Attempt, policy: ReconciliationPolicy, case_id: str) -> None:
+    """After a lookup miss: go on to submit only when the misses prove the case absent under
+    the OEM's policy and a try is left; otherwise fail so routing looks again or asks a person."""
+    await a.milestone(Step.LOOKUP_MISSED)
+    scale = a.deps.store.policy.time_scale
+    if not absence_proven(policy, a.job, time_scale=scale):
+        raise AbsenceUnproven(
+            f"the portal's lookup does not show {case_id} ({a.job.lookup_misses} miss(es) since "
+            f"the submit click); under the OEM's policy ({policy.proof}, lag "
+            f"{policy.search_lag_s:g} s, {policy.negative_lookups} misses) that is no proof yet",
+            step="reconcile",
+        )
+    if not a.deps.store.policy.may_retry(a.job.tries):
+        raise AbsenceUnproven(
+            f"{case_id} is proven absent from the portal but all {a.job.tries} tries are used",
+            reason=ReasonCode.RESUBMIT_BUDGET_SPENT,
+            step="reconcile",
+        )
+    await a.milestone(Step.ABSENCE_PROVEN)
 
 
 def _manifest_ref(deps: RunnerDeps, manifest: EvidenceManifest) -> dict:
@@ -361,6 +387,7 @@ async def _fail(
             lease_owner=a.worker_id,
             rng=rng,
             duration_s=a.clock.elapsed_s,
+            reconciliation=deps.adapters[job.oem].settings.reconciliation,
         )
     except LeaseLost:
         # The reaper took the job back while we worked; its state is already truthful.

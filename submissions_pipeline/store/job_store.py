@@ -23,6 +23,7 @@ from submissions_pipeline.domain import (
     FailureObject,
     Job,
     ReasonCode,
+    ReconciliationPolicy,
     RetryPolicy,
     RoutingDecision,
     Step,
@@ -34,7 +35,6 @@ from submissions_pipeline.domain.clock import Clock, utcnow
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.store import migrate
 from submissions_pipeline.store.engine import make_engine
-from submissions_pipeline.store.errors import StaleState
 from submissions_pipeline.store.models import (
     EnqueueResult,
     _Change,
@@ -42,6 +42,7 @@ from submissions_pipeline.store.models import (
     _Locked,
     _row_to_job,
 )
+from submissions_pipeline.store.operator import OperatorActions
 from submissions_pipeline.store.reads import JobReads
 from submissions_pipeline.store.reconnect import reconnecting
 from submissions_pipeline.store.schema import job_steps, jobs
@@ -54,6 +55,13 @@ from submissions_pipeline.store.statements import (
 from submissions_pipeline.store.writes import JobWrites
 
 S = SubmissionState
+
+#: Milestones that move a counter in SQL (see statements._counter_values).
+_MILESTONE_COUNTERS = {
+    Step.SUBMIT_CLICKED: "submit_click",
+    Step.LOOKUP_MISSED: "lookup_miss",
+    Step.ABSENCE_PROVEN: "absence_proven",
+}
 
 #: Default lease a claim grants; workers heartbeat well inside it.
 DEFAULT_LEASE_S = 300.0
@@ -75,7 +83,7 @@ _SETTABLE = frozenset(
 )
 
 
-class JobStore(JobReads, JobWrites):
+class JobStore(JobReads, OperatorActions, JobWrites):
     """Jobs, their events, and the pull queue, on SQLite or PostgreSQL.
 
     The commands are here; the queries come from `JobReads`, the write steps from `JobWrites`.
@@ -274,6 +282,9 @@ class JobStore(JobReads, JobWrites):
             raise TypeError(f"transition cannot set {sorted(unknown)}")
         now = now or self.clock()
         expected = _as_states(expected_from)
+        if fields.get("reference"):
+            # Every reference a job was ever given stays in its history (the audit reads it).
+            detail = {**(detail or {}), "reference": fields["reference"]}
 
         def check(row: _Locked) -> None:
             self._check_caller(row, expected, lease_owner)
@@ -322,6 +333,7 @@ class JobStore(JobReads, JobWrites):
             values["submit_attempted"] = True
         if lease_s is not None:
             values["lease_expires_at"] = now + timedelta(seconds=lease_s)
+        counter = _MILESTONE_COUNTERS.get(step)
 
         def check(row: _Locked) -> None:
             self._check_caller(row, LEASED_STATES, worker_id)
@@ -339,6 +351,7 @@ class JobStore(JobReads, JobWrites):
                 reason_code=None,
                 detail=detail,
                 at=now,
+                counter=counter,
             )
         )
 
@@ -353,18 +366,22 @@ class JobStore(JobReads, JobWrites):
         policy: RetryPolicy | None = None,
         rng: Random | None = None,
         duration_s: float | None = None,
+        reconciliation: ReconciliationPolicy | None = None,
         now: datetime | None = None,
     ) -> tuple[Job, RoutingDecision]:
-        """Route a failed attempt by its reason code and write the outcome atomically."""
+        """Route a failed attempt by its reason code and write the outcome atomically.
+
+        `reconciliation` is the OEM's policy for proving a submission absent (its default when
+        None); it decides when a job that may be on the portal is looked up again, and when a
+        person must decide instead.
+        """
         now = now or self.clock()
         policy = policy or self.policy
         rng = rng or Random()
         with self.engine.begin() as conn:
             job = self._locked(conn, job_id)
             self._check_caller(job, None, lease_owner)
-            decision = route_failure(
-                failure.reason_code, job.attempt, now, policy, rng, job.submit_attempted
-            )
+            decision = route_failure(failure.reason_code, job, now, policy, rng, reconciliation)
             failure = failure.model_copy(
                 update={
                     "job_id": job.job_id,
@@ -431,7 +448,7 @@ class JobStore(JobReads, JobWrites):
                 job = _row_to_job(row)
                 if job.submit_attempted or job.state is S.SUBMITTED:
                     to, reason = S.NEEDS_RECONCILIATION, ReasonCode.WORKER_LOST
-                elif policy.may_retry(job.attempt):
+                elif policy.may_retry(job.tries):
                     to, reason = S.QUEUED, ReasonCode.WORKER_LOST
                 else:
                     to, reason = S.DEAD_LETTERED, ReasonCode.WORKER_LOST
@@ -465,53 +482,6 @@ class JobStore(JobReads, JobWrites):
                     detail={"lease_owner": job.lease_owner},
                 )
         return reaped
-
-    @reconnecting
-    def mark_crm_synced(self, job_id: str, *, actor: str, now: datetime | None = None) -> Job:
-        """Record that a terminal failure was posted to the CRM (the state does not change)."""
-        now = now or self.clock()
-        with self.engine.begin() as conn:
-            job = self._locked(conn, job_id)
-            if job.state not in (S.FAILED_TERMINAL, S.DEAD_LETTERED):
-                raise StaleState(f"job {job_id} is {job.state}, not a terminal failure")
-            row = self._cas(conn, job, {"crm_synced_at": now, "updated_at": now})
-            self._event(
-                conn,
-                job_id,
-                "milestone",
-                job.state,
-                job.state,
-                actor,
-                now,
-                step=Step.CRM_UPDATED.value,
-            )
-            return row
-
-    def dead_letter(
-        self, job_id: str, failure: FailureObject, *, actor: str, now: datetime | None = None
-    ) -> Job:
-        """Park a job for a human with its reason (ops action or run-failure sensor)."""
-        return self.transition(
-            job_id,
-            S.DEAD_LETTERED,
-            actor=actor,
-            reason_code=failure.reason_code,
-            failure=failure.model_dump(mode="json"),
-            now=now,
-        )
-
-    def redrive(self, job_id: str, *, actor: str, now: datetime | None = None) -> Job:
-        """Put a dead-lettered job back in the queue with a fresh attempt budget."""
-        now = now or self.clock()
-        return self.transition(
-            job_id,
-            S.QUEUED,
-            actor=actor,
-            expected_from=S.DEAD_LETTERED,
-            now=now,
-            attempt=0,
-            next_attempt_at=now,
-        )
 
     # ---------------------------------------------------------------- step timings
     @reconnecting

@@ -62,6 +62,8 @@ class _Change:
     reason_code: ReasonCode | str | None
     detail: dict[str, Any] | None
     at: datetime
+    #: A counter the change moves in SQL (see statements.COUNTERS), or None.
+    counter: str | None = None
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -81,6 +83,9 @@ def _row_to_job(row: Row[Any]) -> Job:
         "started_at",
         "finished_at",
         "crm_synced_at",
+        "last_submit_at",
+        "first_miss_at",
+        "last_miss_at",
     ):
         m[k] = _aware(m[k])
     m["evidence"] = m.get("evidence") or {}

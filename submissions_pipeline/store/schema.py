@@ -38,6 +38,15 @@ jobs = Table(
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
     Column("last_step", String(32), nullable=True),
     Column("submit_attempted", Boolean, nullable=False, default=False),
+    # Claims that could submit (the retry budget) and claims that only looked a case up.
+    Column("tries", Integer, nullable=False, default=0),
+    Column("lookup_claims", Integer, nullable=False, default=0),
+    Column("submit_clicks", Integer, nullable=False, default=0),
+    Column("last_submit_at", DateTime(timezone=True), nullable=True),
+    # Negative lookups since the last submit click: what proves a submission absent.
+    Column("lookup_misses", Integer, nullable=False, default=0),
+    Column("first_miss_at", DateTime(timezone=True), nullable=True),
+    Column("last_miss_at", DateTime(timezone=True), nullable=True),
     Column("reason_code", String(48), nullable=True),
     Column("failure", JSON, nullable=True),
     Column("reference", String(128), nullable=True),

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     all_,
     bindparam,
+    case,
     func,
     insert,
     literal,
@@ -98,20 +99,57 @@ def _set_clause(keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: bindparam(f"set_{k}", type_=jobs.c[k].type) for k in keys}
 
 
+def _counter_values(counter: str | None) -> dict[str, Any]:
+    """Columns a change computes from the row itself: a counter must count what the row holds,
+    never a copy a worker read earlier. The change's own time is its bound `updated_at`."""
+    if counter is None:
+        return {}
+    at = bindparam("set_updated_at", type_=jobs.c.updated_at.type)
+    if counter == "submit_click":
+        # A new click restarts the proof of absence: misses before it say nothing about it.
+        return {
+            "submit_clicks": jobs.c.submit_clicks + 1,
+            "last_submit_at": at,
+            "lookup_misses": 0,
+            "first_miss_at": null(),
+            "last_miss_at": null(),
+        }
+    if counter == "lookup_miss":
+        return {
+            "lookup_misses": jobs.c.lookup_misses + 1,
+            "first_miss_at": func.coalesce(jobs.c.first_miss_at, at),
+            "last_miss_at": at,
+        }
+    if counter == "absence_proven":
+        return {"tries": jobs.c.tries + 1}  # the lookup claim goes on to submit: a try
+    raise ValueError(f"unknown counter {counter!r}")
+
+
+#: The claim's budget counters: a claim of a job that may be on the portal is a lookup, any
+#: other claim a try.
+CLAIM_COUNTERS = {
+    "tries": jobs.c.tries + case((jobs.c.submit_attempted, 0), else_=1),
+    "lookup_claims": jobs.c.lookup_claims + case((jobs.c.submit_attempted, 1), else_=0),
+}
+
+
 @functools.lru_cache(maxsize=256)
-def _cas_statement(keys: tuple[str, ...]) -> Any:
+def _cas_statement(keys: tuple[str, ...], counter: str | None = None) -> Any:
     """UPDATE guarded by the version read under the lock, returning the new row."""
     return (
         update(jobs)
         .where(jobs.c.job_id == bindparam("cas_job_id"), jobs.c.version == bindparam("cas_version"))
-        .values(version=jobs.c.version + 1, **_set_clause(keys))
+        .values(version=jobs.c.version + 1, **_set_clause(keys), **_counter_values(counter))
         .returning(*jobs.c)
     )
 
 
 @functools.lru_cache(maxsize=256)
 def _pg_change_statement(
-    keys: tuple[str, ...], allowed: frozenset[SubmissionState], lease_checked: bool
+    keys: tuple[str, ...],
+    allowed: frozenset[SubmissionState],
+    lease_checked: bool,
+    counter: str | None = None,
 ) -> Select[Any]:
     """Lock, check, update and append the event in one PostgreSQL statement.
 
@@ -137,7 +175,7 @@ def _pg_change_statement(
     changed = (
         update(jobs)
         .where(*guard)
-        .values(version=jobs.c.version + 1, **_set_clause(keys))
+        .values(version=jobs.c.version + 1, **_set_clause(keys), **_counter_values(counter))
         .returning(jobs.c.job_id, jobs.c.state, _JOB_AS_JSON)
         .cte("changed")
     )
@@ -242,6 +280,7 @@ def _pg_claim_statement(
             lease_owner=worker,
             lease_expires_at=bindparam("c_lease_expires_at", type_=jobs.c.lease_expires_at.type),
             attempt=jobs.c.attempt + 1,
+            **CLAIM_COUNTERS,
             last_step=Step.CLAIMED.value,
             started_at=func.coalesce(jobs.c.started_at, now),
             run_id=bindparam("c_run_id", type_=String),

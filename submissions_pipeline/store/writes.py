@@ -25,6 +25,7 @@ from submissions_pipeline.store.statements import (
     _INSERT_EVENT,
     _LOCK_FOR_CHECKS,
     _SELECT_JOB_FOR_UPDATE,
+    CLAIM_COUNTERS,
     _cas_statement,
     _pg_change_statement,
     _set_params,
@@ -89,6 +90,7 @@ class JobWrites:
                         lease_owner=worker_id,
                         lease_expires_at=now + timedelta(seconds=lease_s),
                         attempt=jobs.c.attempt + 1,
+                        **CLAIM_COUNTERS,
                         last_step=Step.CLAIMED.value,
                         started_at=func.coalesce(jobs.c.started_at, now),
                         run_id=run_id,
@@ -129,7 +131,10 @@ class JobWrites:
             if change.lease_owner is not None:
                 params["lock_owner"] = change.lease_owner
             stmt = _pg_change_statement(
-                tuple(sorted(change.values)), change.allowed, change.lease_owner is not None
+                tuple(sorted(change.values)),
+                change.allowed,
+                change.lease_owner is not None,
+                change.counter,
             )
             with self._autocommit.connect() as conn:
                 row = conn.execute(stmt, params).first()
@@ -143,7 +148,7 @@ class JobWrites:
         with self.engine.begin() as conn:
             locked = self._lock_for_checks(conn, change.job_id)
             change.check(locked)
-            job = self._cas(conn, locked, change.values)
+            job = self._cas(conn, locked, change.values, change.counter)
             self._event(
                 conn,
                 change.job_id,
@@ -221,9 +226,11 @@ class JobWrites:
         return values
 
     @staticmethod
-    def _cas(conn: Connection, job: Job | _Locked, values: dict[str, Any]) -> Job:
+    def _cas(
+        conn: Connection, job: Job | _Locked, values: dict[str, Any], counter: str | None = None
+    ) -> Job:
         res = conn.execute(
-            _cas_statement(tuple(sorted(values))),
+            _cas_statement(tuple(sorted(values)), counter),
             {"cas_job_id": job.job_id, "cas_version": job.version, **_set_params(values)},
         )
         row = res.first()

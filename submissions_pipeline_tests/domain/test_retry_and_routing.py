@@ -14,6 +14,7 @@ from submissions_pipeline.domain import (
     SubmissionState,
     route_failure,
 )
+from submissions_pipeline_tests.factories import running_job as job
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 
@@ -41,9 +42,9 @@ def test_seeded_schedule_is_exact():
 def test_three_attempts_then_dead_letter():
     policy = RetryPolicy()
     rng = Random(1)
-    first = route_failure(ReasonCode.SITE_HTTP_5XX, 1, NOW, policy, rng)
-    second = route_failure(ReasonCode.SITE_TIMEOUT, 2, NOW, policy, rng)
-    third = route_failure(ReasonCode.SITE_HTTP_5XX, 3, NOW, policy, rng)
+    first = route_failure(ReasonCode.SITE_HTTP_5XX, job(1), NOW, policy, rng)
+    second = route_failure(ReasonCode.SITE_TIMEOUT, job(2), NOW, policy, rng)
+    third = route_failure(ReasonCode.SITE_HTTP_5XX, job(3), NOW, policy, rng)
     assert first.next_state is second.next_state is SubmissionState.RETRY_SCHEDULED
     assert NOW + timedelta(minutes=4) <= first.next_attempt_at <= NOW + timedelta(minutes=12)
     assert third.route is Route.DEAD_LETTER and third.alert
@@ -85,7 +86,7 @@ def test_time_scale_shrinks_delays_for_the_soak():
     ],
 )
 def test_each_error_class_is_routed(reason, route, state, alert, halt):
-    d = route_failure(reason, 1, NOW, RetryPolicy(), Random(0))
+    d = route_failure(reason, job(1), NOW, RetryPolicy(), Random(0))
     assert (d.route, d.next_state, d.alert, d.halt_oem_batch) == (route, state, alert, halt)
 
 
@@ -98,21 +99,30 @@ def test_every_reason_code_has_a_class_and_failure_object_round_trips():
 
 
 def test_ambiguous_submit_is_looked_up_after_a_short_delay_not_retried():
-    d = route_failure(ReasonCode.SUBMIT_OUTCOME_UNKNOWN, 3, NOW, RetryPolicy(), Random(0))
+    d = route_failure(ReasonCode.SUBMIT_OUTCOME_UNKNOWN, job(3), NOW, RetryPolicy(), Random(0))
     # even on the last attempt: the portal may hold it, so only a lookup decides
     assert d.route is Route.RECONCILE
     assert d.next_attempt_at == NOW + timedelta(minutes=2)
 
 
-def test_a_job_the_portal_may_hold_keeps_reconciling_through_flakes_then_dead_letters():
+def test_a_job_the_portal_may_hold_keeps_reconciling_through_flakes_then_asks_a_person():
     policy = RetryPolicy()
     rng = Random(3)
-    for attempt in range(1, 6):
-        d = route_failure(ReasonCode.SITE_HTTP_5XX, attempt, NOW, policy, rng, True)
+    for lookups in range(1, 5):
+        held = job(1, lookups, submit_attempted=True)
+        d = route_failure(ReasonCode.SITE_HTTP_5XX, held, NOW, policy, rng)
         assert d.next_state is SubmissionState.NEEDS_RECONCILIATION and not d.alert
         assert d.next_attempt_at > NOW  # with backoff, like any retry
-    last = route_failure(ReasonCode.SITE_HTTP_5XX, 6, NOW, policy, rng, True)
-    assert last.next_state is SubmissionState.DEAD_LETTERED and last.alert
+    # the default policy allows 2 lookups that miss and 3 that fail: then a person decides,
+    # never a dead letter that a re-drive would submit blind, never a resubmission
+    last = route_failure(ReasonCode.SITE_HTTP_5XX, job(1, 5, True), NOW, policy, rng)
+    assert last.route is Route.REVIEW and last.next_state is SubmissionState.NEEDS_REVIEW
     # an adapter bug is still an adapter bug
-    bug = route_failure(ReasonCode.SELECTOR_NOT_FOUND, 1, NOW, policy, rng, True)
+    bug = route_failure(ReasonCode.SELECTOR_NOT_FOUND, job(1, 1, True), NOW, policy, rng)
     assert bug.next_state is SubmissionState.DEAD_LETTERED
+
+
+def test_lookups_do_not_spend_the_retry_budget():
+    # three claims that only looked the case up, one try: a flake is retried, not dead-lettered
+    d = route_failure(ReasonCode.SITE_TIMEOUT, job(1, 3), NOW, RetryPolicy(), Random(0))
+    assert d.route is Route.RETRY

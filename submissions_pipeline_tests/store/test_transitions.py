@@ -78,6 +78,9 @@ def test_compare_and_set_refuses_a_stale_expectation(store: JobStore):
 
 def test_dead_letter_redrive_gives_a_fresh_budget(store: JobStore, clock):
     job_id = job_in(store, S.DEAD_LETTERED)
-    job = store.redrive(job_id, actor="ops")
-    assert job.state is S.QUEUED and job.attempt == 0
-    assert [j.job_id for j in store.claim("w")] == [job_id]
+    job = store.redrive(job_id, actor="ops", note="selector fixed")
+    assert job.state is S.QUEUED and job.tries == 0 and job.lookup_claims == 0
+    # claims keep their numbers: the next claim's evidence never overwrites the last one's
+    (claimed,) = store.claim("w")
+    assert claimed.job_id == job_id and claimed.attempt == 2 and claimed.tries == 1
+    assert store.events(job_id)[-2].detail == {"note": "selector fixed"}
