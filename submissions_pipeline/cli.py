@@ -111,7 +111,13 @@ def run(
     """Run the nightly job for every OEM on the embedded default and print a summary."""
     from submissions_pipeline.demo import run_nightly
 
-    raise typer.Exit(0 if run_nightly(oem or None, per_oem=per_oem, echo=typer.echo).ok else 1)
+    try:
+        summary = run_nightly(oem or None, per_oem=per_oem, echo=typer.echo)
+    except KeyboardInterrupt as stop:
+        # SIGTERM or Ctrl-C: the run in flight gave its jobs back (queue or reconciliation).
+        typer.echo(f"stopped: {stop or 'interrupted'}; jobs in flight were given back", err=True)
+        raise typer.Exit(130) from None
+    raise typer.Exit(0 if summary.ok else 1)
 
 
 @app.command()

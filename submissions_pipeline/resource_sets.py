@@ -81,7 +81,7 @@ def resource_set(
     settings.require_deployable()
     db_url = _secret(settings, "db_url", settings.database_url)
     resources: dict[str, Any] = {
-        "job_store": JobStoreResource(db_url=db_url),
+        "job_store": JobStoreResource(db_url=db_url, retry_time_scale=settings.retry_time_scale),
         "crm": EmbeddedCrmResource(db_url=db_url),
         "artifacts": _artifacts(settings),
         "browser": BrowserResource(

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     )
     context_cap: int = Field(3, ge=1, le=16, description="Browser contexts per worker.")
     failpoints: str = Field("", description="Crash points to enable (crash tests only).")
+    retry_time_scale: float = Field(
+        1.0,
+        gt=0,
+        description="Multiplies every retry delay and reconciliation window (1 in production; "
+        "soaks and tests shrink minutes to seconds).",
+    )
     adapters_dir: Path = Field(
         PROJECT_ROOT / "adapters",
         description="Folder of OEM adapters: registry.toml and one folder per OEM.",

@@ -28,7 +28,7 @@ from submissions_pipeline.assets.job_metrics import markdown_table
 from submissions_pipeline.assets.partitions import BACKFILL_TAG, oem_partitions, run_actor
 from submissions_pipeline.crm import CrmCaseRecord, CrmClient, CrmConflict, CrmStatus, CrmUpdate
 from submissions_pipeline.domain import (
-    TERMINAL_STATES,
+    SETTLED_STATES,
     CaseValidationError,
     ErrorClass,
     FailureObject,
@@ -136,7 +136,7 @@ def intake_case(
     row.update(job_id=job.job_id, job_state=job.state.value, created=result.created)
     # A case that comes back after its job finished (a reset test record, a re-sent case) is
     # never submitted again: the CRM gets the finished job's outcome instead.
-    update = outcome_update(job, artifacts) if job.state in TERMINAL_STATES else None
+    update = outcome_update(job, artifacts) if job.state in SETTLED_STATES else None
     row["crm_status"] = _write(crm, update or in_progress_update(job))
     return row
 

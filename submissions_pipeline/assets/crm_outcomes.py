@@ -6,6 +6,7 @@ from submissions_pipeline.artifacts import ArtifactStore, ArtifactStoreError
 from submissions_pipeline.crm import CrmStatus, CrmUpdate
 from submissions_pipeline.domain import ErrorClass, Job, SubmissionState
 from submissions_pipeline.domain.evidence import LOOKUP_SCREENSHOT, POST_CONFIRM_SCREENSHOT
+from submissions_pipeline.store.operator import CRM_REPORTED_STATES
 
 S = SubmissionState
 
@@ -67,8 +68,9 @@ def outcome_update(job: Job, artifacts: ArtifactStore) -> CrmUpdate | None:
     Proven submissions (evidence stored or CRM updated) read "submitted" with the reference,
     the proof link and submitted_by_automation. Terminal failures carry their failure object:
     invalid data goes back to a human with the field-level messages, dead letters read
-    "needs attention" for ops, and any other terminal failure reads "failed". Jobs that will
-    be retried stay "in progress": humans see only final failures.
+    "needs attention" for ops, and any other terminal failure reads "failed". A job that may be
+    on the portal without proof either way reads "needs review". Jobs that will be retried stay
+    "in progress": humans see only final failures.
     """
     if job.state in (S.EVIDENCE_STORED, S.CRM_UPDATED):
         return CrmUpdate(
@@ -79,9 +81,11 @@ def outcome_update(job: Job, artifacts: ArtifactStore) -> CrmUpdate | None:
             evidence_url=proof_url(job, artifacts),
             submitted_by_automation=True,
         )
-    if job.state in (S.FAILED_TERMINAL, S.DEAD_LETTERED):
+    if job.state in CRM_REPORTED_STATES:
         failure = job.failure
-        if job.state is S.DEAD_LETTERED:
+        if job.state is S.NEEDS_REVIEW:
+            status = CrmStatus.NEEDS_REVIEW
+        elif job.state is S.DEAD_LETTERED:
             status = CrmStatus.NEEDS_ATTENTION
         elif failure is not None and failure.error_class is ErrorClass.INVALID_DATA:
             status = CrmStatus.INVALID_DATA
@@ -106,8 +110,8 @@ def in_progress_update(job: Job) -> CrmUpdate:
 
 
 def needs_crm_sync(job: Job) -> bool:
-    """Whether a terminal failure has not been posted to the CRM since it last finished."""
-    if job.state not in (S.FAILED_TERMINAL, S.DEAD_LETTERED):
+    """Whether a terminal failure or a review has not been posted to the CRM since it began."""
+    if job.state not in CRM_REPORTED_STATES:
         return False
     if job.crm_synced_at is None:
         return True

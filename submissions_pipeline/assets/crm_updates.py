@@ -28,6 +28,7 @@ from submissions_pipeline.domain import Job, Step, SubmissionState
 from submissions_pipeline.failpoints import failpoint
 from submissions_pipeline.resources import ArtifactStoreResource, CrmResource, JobStoreResource
 from submissions_pipeline.store import JobStore, StaleState
+from submissions_pipeline.store.operator import CRM_REPORTED_STATES
 
 S = SubmissionState
 
@@ -146,7 +147,7 @@ def crm_updates(
             }
         )
 
-    for job in store.list_jobs(oem=oem, states=[S.FAILED_TERMINAL, S.DEAD_LETTERED]):
+    for job in store.list_jobs(oem=oem, states=CRM_REPORTED_STATES):
         if not needs_crm_sync(job):
             continue
         update = outcome_update(job, evidence)
@@ -184,6 +185,7 @@ def crm_updates(
             "invalid_data": statuses.count(CrmStatus.INVALID_DATA.value),
             "failed": statuses.count(CrmStatus.FAILED.value),
             "needs_attention": statuses.count(CrmStatus.NEEDS_ATTENTION.value),
+            "needs_review": statuses.count(CrmStatus.NEEDS_REVIEW.value),
             "conflicts": sum(n.startswith("conflict") for n in notes),
             "awaiting_bundle": sum(n.startswith("awaiting") for n in notes),
             VERDICT_KEY: MetadataValue.text(verdict),

@@ -21,6 +21,7 @@ class CrmStatus(StrEnum):
     INVALID_DATA = "invalid_data"  # a human must fix the case; field_errors say where
     FAILED = "failed"
     NEEDS_ATTENTION = "needs_attention"  # dead-lettered: ops must look before anything else
+    NEEDS_REVIEW = "needs_review"  # may be on the portal: a person checks it before anything else
     HUMAN_SUBMITTED = "human_submitted"
 
 

@@ -424,25 +424,22 @@ class JobStore(JobReads, OperatorActions, JobWrites):
         *,
         policy: RetryPolicy | None = None,
         actor: str = "reaper",
+        run_id: str | None = None,
         now: datetime | None = None,
     ) -> list[Job]:
-        """Take back jobs whose worker stopped heartbeating.
+        """Take back jobs whose worker stopped heartbeating (or, with `run_id`, every job still
+        leased to that run: a run known to be dead or interrupted need not wait for expiry).
 
-        A job that never reached the submit click goes back to the queue at once (its attempt
+        A job that never reached the submit click goes back to the queue at once (its try
         still counts, so a job that keeps killing workers ends dead-lettered). A job that may
         have been submitted goes to reconciliation: only a portal lookup can tell.
         """
         now = now or self.clock()
         policy = policy or self.policy
         reaped: list[Job] = []
-        pick = (
-            select(jobs)
-            .where(
-                jobs.c.state.in_([s.value for s in LEASED_STATES]),
-                jobs.c.lease_expires_at < now,
-            )
-            .with_for_update(skip_locked=True)
-        )
+        leased = jobs.c.state.in_([s.value for s in LEASED_STATES])
+        gone = jobs.c.run_id == run_id if run_id is not None else jobs.c.lease_expires_at < now
+        pick = select(jobs).where(leased, gone).with_for_update(skip_locked=True)
         with self.engine.begin() as conn:
             for row in conn.execute(pick).all():
                 job = _row_to_job(row)

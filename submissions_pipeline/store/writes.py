@@ -218,6 +218,8 @@ class JobWrites:
         if to_state in TERMINAL_STATES:
             values["finished_at"] = now
             values.setdefault("next_attempt_at", None)
+        if to_state is S.NEEDS_REVIEW:
+            values.setdefault("crm_synced_at", None)  # each review is posted to the CRM anew
         if to_state in (S.RETRY_SCHEDULED, S.QUEUED, S.NEEDS_RECONCILIATION):
             values.setdefault("next_attempt_at", now)
         for k in ("failure", "evidence"):
