@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -238,6 +239,99 @@ def worker(
                 return
             if not report.outcomes:
                 time.sleep(poll_s)
+
+
+@app.command()
+def audit(
+    oem: str | None = typer.Option(None, help="Only this OEM."),
+    since: datetime | None = typer.Option(None, help="Only jobs updated since (ISO date)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Find damage already done: cases submitted more than once, with more than one reference,
+    or proven with data that differs from the CRM's case. Exit 1 when anything is found."""
+    from submissions_pipeline.audit import audit as run_audit
+    from submissions_pipeline.resource_sets import job_store_and_crm
+
+    with job_store_and_crm(load_settings()) as (store, crm):
+        since_utc = since.replace(tzinfo=since.tzinfo or UTC) if since else None
+        report = run_audit(store, crm, oem=oem, since=since_utc)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        typer.echo(f"{report.cases} case(s), {report.jobs} job(s) examined")
+        for f in report.findings:
+            typer.echo(f"{f.oem:10} {f.case_id:16} {f.kind:24} {f.detail}  jobs {f.job_ids}")
+        typer.echo("nothing found" if report.clean else f"{len(report.findings)} finding(s)")
+    raise typer.Exit(0 if report.clean else 1)
+
+
+review = typer.Typer(help="Jobs waiting for a person: the portal may hold the case.")
+app.add_typer(review, name="review")
+
+
+@review.command("list")
+def review_list(oem: str | None = typer.Option(None, help="Only this OEM.")) -> None:
+    """Every job in needs_review, with why it is there."""
+    from submissions_pipeline.domain import SubmissionState
+
+    store = _store()
+    try:
+        for job in store.list_jobs(oem=oem, states=[SubmissionState.NEEDS_REVIEW]):
+            why = job.failure.message if job.failure else ""
+            typer.echo(
+                f"{job.job_id}  {job.oem:10} {job.case_id:16} clicks {job.submit_clicks}  {why}"
+            )
+    finally:
+        store.dispose()
+
+
+@review.command("submit-again")
+def review_submit_again(
+    job_id: str,
+    by: str = typer.Option(..., help="Who checked the portal."),
+    note: str = typer.Option(..., help="What was checked (kept in the job's history)."),
+) -> None:
+    """The portal does not hold the case: submit it again."""
+    store = _store()
+    try:
+        job = store.review_submit_again(job_id, actor=f"person:{by}", note=note)
+    finally:
+        store.dispose()
+    typer.echo(f"{job.case_id}: back in the queue ({job.state})")
+
+
+@review.command("submitted-by-hand")
+def review_submitted_by_hand(
+    job_id: str,
+    reference: str = typer.Option(..., help="The reference the portal shows for the case."),
+    by: str = typer.Option(..., help="Who found or made the submission."),
+    note: str = typer.Option("", help="Kept in the job's history."),
+) -> None:
+    """The portal holds the case (found, or submitted by hand): record it in the CRM and close."""
+    from submissions_pipeline.resource_sets import job_store_and_crm
+
+    with job_store_and_crm(load_settings()) as (store, crm):
+        job = store.get(job_id)
+        crm.record_human_submission(job.case_id, reference, by)
+        job = store.review_submitted_by_hand(
+            job_id, reference=reference, actor=f"person:{by}", note=note
+        )
+    typer.echo(f"{job.case_id}: recorded as submitted by {by} ({reference})")
+
+
+@review.command("abandon")
+def review_abandon(
+    job_id: str,
+    by: str = typer.Option(..., help="Who decided."),
+    note: str = typer.Option(..., help="Why (kept in the job's history)."),
+) -> None:
+    """Close the job without a submission (the case was withdrawn)."""
+    store = _store()
+    try:
+        job = store.review_abandon(job_id, actor=f"person:{by}", note=note)
+    finally:
+        store.dispose()
+    typer.echo(f"{job.case_id}: closed ({job.state})")
 
 
 @app.command()

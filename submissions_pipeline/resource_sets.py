@@ -16,6 +16,7 @@ from typing import Any
 from dagster import EnvVar, build_resources
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
+from submissions_pipeline.crm import CrmClient
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import (
     ArtifactStoreResource,
@@ -30,6 +31,7 @@ from submissions_pipeline.resources import (
 )
 from submissions_pipeline.runner import RunnerDeps
 from submissions_pipeline.settings import Settings
+from submissions_pipeline.store import JobStore
 
 #: The resources a browser worker needs (a subset of every set).
 WORKER_RESOURCES = ("job_store", "artifacts", "credentials", "portals", "browser")
@@ -125,3 +127,11 @@ def worker_dependencies(
             ),
             r.browser,
         )
+
+
+@contextmanager
+def job_store_and_crm(settings: Settings) -> Iterator[tuple[JobStore, CrmClient]]:
+    """The environment's job store and CRM client, for commands run outside Dagster."""
+    resources = resource_set(settings)
+    with build_resources({k: resources[k] for k in ("job_store", "crm")}) as r:
+        yield r.job_store.get_store(), r.crm.get_client()
