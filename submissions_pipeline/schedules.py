@@ -19,12 +19,18 @@ from dagster import (
     schedule,
 )
 
-from submissions_pipeline.assets import SUBMISSION_ASSETS, submission_report
+from submissions_pipeline.assets import (
+    SUBMISSION_ASSETS,
+    crm_updates,
+    evidence_bundles,
+    submission_report,
+)
 from submissions_pipeline.assets.partitions import (
     NIGHTLY_JOB_NAME,
     OEM_TAG,
     REPORT_JOB_NAME,
     TRIGGER_TAG,
+    WRITEBACK_JOB_NAME,
     nightly_timing,
 )
 from submissions_pipeline.oems import oem_registry
@@ -42,6 +48,13 @@ nightly_job = define_asset_job(
     executor_def=multiprocess_executor.configured({"max_concurrent": MAX_CONCURRENT_STEPS}),
     description="One OEM end to end: read and enqueue CRM cases, run browser workers, bundle "
     "and verify evidence, write outcomes back to the CRM (with every check).",
+)
+
+writeback_job = define_asset_job(
+    WRITEBACK_JOB_NAME,
+    selection=AssetSelection.assets(evidence_bundles, crm_updates),
+    description="One OEM's proven and failed jobs bundled and written back to the CRM, without "
+    "touching a browser: what a run whose CRM write-back failed left behind.",
 )
 
 report_job = define_asset_job(
@@ -90,4 +103,4 @@ def morning_report(context: ScheduleEvaluationContext) -> RunRequest:
 
 NIGHTLY_SCHEDULES = [nightly_schedule(oem) for oem in oem_registry().oem_keys()]
 ALL_SCHEDULES = [*NIGHTLY_SCHEDULES, morning_report]
-ALL_JOBS = [nightly_job, report_job]
+ALL_JOBS = [nightly_job, writeback_job, report_job]

@@ -6,7 +6,7 @@ compare-and-set paths.
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagster import (
@@ -25,6 +25,7 @@ from dagster import (
     sensor,
 )
 
+from submissions_pipeline.assets.crm_outcomes import needs_crm_sync
 from submissions_pipeline.assets.job_metrics import markdown_table
 from submissions_pipeline.assets.partitions import OEM_TAG, PARTITION_TAG, TRIGGER_TAG
 from submissions_pipeline.assets.submission_runs import submission_runs
@@ -32,8 +33,9 @@ from submissions_pipeline.domain import FailureObject, Job, ReasonCode, Submissi
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import CrmResource, JobStoreResource
-from submissions_pipeline.schedules import nightly_job
+from submissions_pipeline.schedules import nightly_job, writeback_job
 from submissions_pipeline.store import JobStore, StaleState
+from submissions_pipeline.store.operator import CRM_REPORTED_STATES
 
 S = SubmissionState
 
@@ -146,6 +148,58 @@ def retries_due_sensor(
     )
 
 
+#: How long an outcome may wait for its CRM write before the sensor writes it: the nightly run
+#: writes it minutes after the proof, so only one its run failed to write waits longer.
+UNWRITTEN_AFTER = timedelta(minutes=15)
+
+
+def unwritten_outcomes(store: JobStore, oem: str, now: datetime) -> list[Job]:
+    """Proven jobs not yet in the CRM, and failures or reviews not yet posted, that waited."""
+    waiting = store.list_jobs(oem=oem, states=[S.EVIDENCE_STORED, *CRM_REPORTED_STATES])
+    return [
+        j
+        for j in waiting
+        if (j.state is S.EVIDENCE_STORED or needs_crm_sync(j))
+        and now - j.updated_at >= UNWRITTEN_AFTER
+    ]
+
+
+@sensor(
+    job=writeback_job,
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Writes back outcomes a run proved but did not get into the CRM (the CRM was "
+    "down, its connection dropped): bundles and CRM updates only, no browser.",
+)
+def unwritten_outcomes_sensor(
+    context: SensorEvaluationContext, job_store: JobStoreResource
+) -> SensorResult:
+    cursor = _load_cursor(context.cursor)
+    store = job_store.get_store()
+    now = store.clock()
+    requests = []
+    for oem in oem_registry().oem_keys():
+        waiting = unwritten_outcomes(store, oem, now)
+        if not waiting or _active_run(context.instance, oem):
+            continue
+        newest = max(j.updated_at for j in waiting).isoformat()
+        if cursor.get(oem, "") >= newest:
+            continue  # these already started a write-back run
+        requests.append(
+            RunRequest(
+                run_key=f"writeback:{oem}:{newest}",
+                partition_key=oem,
+                tags={OEM_TAG: oem, TRIGGER_TAG: "unwritten_outcomes"},
+            )
+        )
+        cursor[oem] = newest
+    return SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(cursor, sort_keys=True),
+        skip_reason=None if requests else SkipReason("no unwritten outcomes"),
+    )
+
+
 @sensor(
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
@@ -227,6 +281,7 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, job_store: JobSto
 ALL_SENSORS = [
     new_crm_cases_sensor,
     retries_due_sensor,
+    unwritten_outcomes_sensor,
     lease_reaper_sensor,
     run_failure_alert_sensor,
 ]

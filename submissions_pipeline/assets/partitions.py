@@ -18,6 +18,8 @@ oem_partitions = StaticPartitionsDefinition(oem_registry().oem_keys())
 #: crm_updates for one OEM partition (nightly schedules, sensors, backfills, "Run now").
 NIGHTLY_JOB_NAME = "submissions_nightly"
 REPORT_JOB_NAME = "submission_report_job"
+#: Evidence bundles and CRM updates only, for outcomes a run left unwritten.
+WRITEBACK_JOB_NAME = "crm_writeback"
 
 #: Run tags. Dagster adds `dagster/partition` (the OEM) to every partitioned run, which is what
 #: dagster.yaml's one-run-per-OEM limit keys on; `oem` is for people filtering the runs page.

@@ -83,6 +83,7 @@ def test_the_code_location_has_the_graph_checks_schedules_and_sensors():
     assert {s.name for s in repo.sensor_defs} == {
         "new_crm_cases_sensor",
         "retries_due_sensor",
+        "unwritten_outcomes_sensor",
         "lease_reaper_sensor",
         "run_failure_alert_sensor",
     }

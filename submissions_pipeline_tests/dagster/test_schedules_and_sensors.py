@@ -27,9 +27,11 @@ from submissions_pipeline.sensors import (
     new_crm_cases_sensor,
     retries_due_sensor,
     run_failure_alert_sensor,
+    unwritten_outcomes_sensor,
 )
 from submissions_pipeline.store import JobStore
-from submissions_pipeline_tests.dagster.conftest import OEM, run_selection
+from submissions_pipeline.store.schema import jobs
+from submissions_pipeline_tests.dagster.conftest import OEM, arrange_proven_job, run_selection
 from submissions_pipeline_tests.factories import case_record, make_case
 
 S = SubmissionState
@@ -142,6 +144,31 @@ def test_a_retry_coming_due_starts_one_run_for_its_oem(
 
     once = tick(retries_due_sensor, instance, defs.resources, due.cursor)
     assert once.run_requests == []
+
+
+# ---------------------------------------------------------------- unwritten outcomes
+
+
+def test_outcomes_a_run_could_not_write_back_are_written_by_a_later_run(
+    defs: Definitions, instance: DagsterInstance, store: JobStore, crm: EmbeddedCrm, resources
+):
+    artifacts = resources["artifacts"].get_store()
+    proven = arrange_proven_job(store, crm, artifacts, 1)  # the CRM write-back never happened
+    quiet = tick(unwritten_outcomes_sensor, instance, defs.resources)
+    assert quiet.run_requests == []  # a run writes back minutes after the proof: not yet
+    with store.engine.begin() as conn:  # twenty minutes pass
+        conn.execute(jobs.update().values(updated_at=datetime.now(UTC) - timedelta(minutes=20)))
+
+    due = tick(unwritten_outcomes_sensor, instance, defs.resources)
+    [request] = due.run_requests
+    assert request.partition_key == OEM and unwritten_outcomes_sensor.job_name == "crm_writeback"
+    again = tick(unwritten_outcomes_sensor, instance, defs.resources, due.cursor)
+    assert again.run_requests == []
+
+    job = defs.resolve_job_def("crm_writeback")
+    assert job.execute_in_process(partition_key=OEM, instance=instance).success
+    assert store.get(proven.job_id).state is S.CRM_UPDATED
+    assert crm.get_case(proven.case_id).reference == proven.reference
 
 
 # ---------------------------------------------------------------- reaper
