@@ -13,27 +13,14 @@ import os
 import select
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+from sandbox.admin_client import admin_request
+
 #: Seconds the child may take to import the portals and answer HTTP.
 STARTUP_TIMEOUT_S = 60.0
-
-
-def admin_request(url: str, body: Any = None, timeout: float = 10.0) -> Any:
-    """A direct (never proxied) JSON request to a portal's admin endpoint."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url,
-        data=data,
-        headers={"Content-Type": "application/json"},
-        method="POST" if data is not None else "GET",
-    )
-    with opener.open(request, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 class SandboxProcess:

@@ -228,10 +228,9 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
 
 def demo_ledger_duplicates(demo: Any, oem: str) -> list[Any]:
     """Cases the portal received more than once (read over its admin API)."""
-    import requests
+    from sandbox.admin_client import duplicates
 
-    url = demo.portal_urls[oem].rstrip("/") + "/__admin/ledger/duplicates"
-    return list(requests.get(url, timeout=10).json())
+    return list(duplicates(demo.portal_urls[oem]))
 
 
 def _settled(store: Any) -> tuple[bool, float]:

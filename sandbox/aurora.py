@@ -10,7 +10,6 @@ field) → "Open case" → /service/wizard/{draft}/visit (repair date, mileage, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from urllib.parse import quote
 
 import pyotp
@@ -19,16 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from sandbox import accounts
-from sandbox.portal import (
-    FieldSpec,
-    FieldView,
-    Portal,
-    Session,
-    StepSpec,
-    cell,
-    esc,
-    is_local_path,
-)
+from sandbox.portal import FieldSpec, FormLayout, Portal, StepSpec, is_local_path
 
 
 class AuroraPortal(Portal):
@@ -83,6 +73,15 @@ class AuroraPortal(Portal):
         ),
     )
     review_slug = "summary"
+    form_layout = FormLayout(
+        rows="stacked",
+        field_class="au-field",
+        error_tag="p",
+        error_class="au-error",
+        actions_class="au-actions",
+        back_class="au-back",
+    )
+    nav = ("search", "lookup", "logout")
     id_prefix = {"v1": "au-", "v2": "aurora2-"}
     models = ("Lumen", "Polaris", "Borealis", "Zenith")
     texts = {
@@ -183,38 +182,6 @@ class AuroraPortal(Portal):
             "popup.session.button": "I'm still here",
         },
     }
-    css = """
-body{margin:0;font-family:'Segoe UI',Helvetica,Arial,sans-serif;color:#221a33;
-background:linear-gradient(180deg,#2e1065 0,#5b21b6 14rem,#f5f3ff 14rem) no-repeat,#f5f3ff}
-.au-top{display:flex;justify-content:space-between;align-items:center;padding:1rem 2rem;color:#fff}
-.au-brand{font-size:1.3rem;font-weight:600}
-.au-top nav a{color:#ede9fe;margin-left:1.2rem;text-decoration:none;font-size:.95rem}
-main.au-card{background:#fff;border-radius:18px;max-width:40rem;margin:1rem auto 3rem;
-padding:2rem 2.5rem;box-shadow:0 20px 50px rgba(46,16,101,.25)}
-h1{font-weight:600;font-size:1.5rem;margin-top:0}
-.au-field{display:flex;flex-direction:column;margin-bottom:1rem}
-.au-field label{font-size:.85rem;font-weight:600;margin-bottom:.3rem;color:#4c1d95}
-.au-field input,.au-field textarea{border:1px solid #c4b5fd;border-radius:10px;
-padding:.55rem .7rem;font-size:1rem}
-.au-field .au-error{color:#be185d;font-size:.85rem;margin:.25rem 0 0}
-.error-summary{background:#fdf2f8;color:#9d174d;border-radius:10px;padding:.7rem 1rem;
-margin-bottom:1rem}
-.notice{background:#ede9fe;border-radius:10px;padding:.7rem 1rem}
-button{background:#6d28d9;color:#fff;border:0;border-radius:999px;padding:.6rem 1.6rem;
-font-size:1rem;cursor:pointer}
-.au-actions{display:flex;gap:1rem;align-items:center;flex-direction:row-reverse;
-justify-content:flex-end}
-ol.au-progress{display:flex;gap:.5rem;list-style:none;padding:0;margin:0 0 1.2rem}
-ol.au-progress li{flex:1;height:6px;border-radius:3px;background:#ddd6fe}
-ol.au-progress li.done{background:#6d28d9}
-.au-results{display:grid;gap:.8rem}
-.au-result{border:1px solid #ddd6fe;border-radius:14px;padding:1rem}
-dl.summary dt{font-size:.8rem;color:#6b21a8;margin-top:.6rem}
-dl.summary dd{margin:0;font-size:1rem}
-.vehicle{background:#f5f3ff;border-radius:8px;padding:.4rem .7rem;display:inline-block}
-.sbx-aurora-dialog{background:#fff;border-radius:18px;font-family:'Segoe UI',sans-serif}
-.sbx-aurora-dialog button{background:#6d28d9}
-"""
 
     def extra_routes(self) -> list[Route]:
         return [Route(self.paths["verify"], self.verify, methods=["GET", "POST"])]
@@ -223,7 +190,7 @@ dl.summary dd{margin:0;font-size:1rem}
         """Second sign-in page: the dealer's current TOTP code (±1 step of clock drift)."""
         session, expired = self.session_for(request)
         if session is None:
-            return self._login_redirect(request, expired=expired)
+            return self.login_redirect(request, expired=expired)
         if session.verified:
             return RedirectResponse(self.paths["home"], status_code=303)
         error = None
@@ -237,95 +204,12 @@ dl.summary dd{margin:0;font-size:1rem}
                 target = next_path if is_local_path(next_path) else self.paths["home"]
                 return RedirectResponse(target, status_code=303)
             error = self.t(request, "verify.error")
-        view = self.field_view(request, self.otp_field, "", error)
         next_path = request.query_params.get("next", "")
-        content = (
-            f"<h1>{esc(self.t(request, 'verify.title'))}</h1>"
-            f"<p>{esc(self.t(request, 'verify.intro'))}</p>"
-            + self.form_html(
-                request,
-                action=self.paths["verify"] + (f"?next={quote(next_path)}" if next_path else ""),
-                fields=[view],
-                submit=self.button_html(request, "verify.button", "verify-button", "primary"),
-                hidden={"next": next_path},
-            )
-        )
-        return self.page(request, self.t(request, "verify.title"), content)
-
-    def layout_html(
-        self, request: Request, title: str, content: str, session: Session | None, popups: str
-    ) -> str:
-        nav = ""
-        if session is not None:
-            nav = (
-                f'<nav aria-label="Main"><a href="{self.paths["search"]}">'
-                f"{esc(self.t(request, 'nav.new'))}</a>"
-                f'<a href="{self.paths["lookup"]}">{esc(self.t(request, "nav.lookup"))}</a>'
-                f'<a href="{self.paths["logout"]}">{esc(self.t(request, "nav.logout"))}</a></nav>'
-            )
-        body = (
-            f'<div class="au-top"><span class="au-brand">◐ Aurora ServiceHub</span>{nav}</div>'
-            f'<main class="au-card">{content}</main>{popups}'
-        )
-        return self.document_html(request, title, body, "aurora")
-
-    def progress_html(self, request: Request, index: int) -> str:
-        total = len(self.steps) + 1
-        items = "".join(f'<li class="{"done" if i <= index else ""}"></li>' for i in range(total))
-        return f'<ol class="au-progress" aria-label="Step {index + 1} of {total}">{items}</ol>'
-
-    def form_html(
-        self,
-        request: Request,
-        *,
-        action: str,
-        fields: list[FieldView],
-        submit: str,
-        hidden: Mapping[str, str] | None = None,
-        multipart: bool = False,
-        back: str | None = None,
-        before: str = "",
-        after: str = "",
-        method: str = "post",
-    ) -> str:
-        blocks = "".join(
-            f'<div class="au-field"><label for="{f.input_id}">{esc(f.label)}</label>'
-            f"{self.input_html(f)}{self.error_html(f, 'p', 'au-error')}</div>"
-            for f in fields
-        )
-        hidden_html = "".join(
-            f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">'
-            for k, v in (hidden or {}).items()
-        )
-        enctype = ' enctype="multipart/form-data"' if multipart else ""
-        back_html = (
-            f'<a href="{back}" class="au-back">{esc(self.t(request, "step.back"))}</a>'
-            if back
-            else ""
-        )
-        return (
-            f'<form method="{method}" action="{action}"{enctype} novalidate>{before}{blocks}'
-            f'{after}{hidden_html}<div class="au-actions">{submit}{back_html}</div></form>'
-        )
-
-    def results_html(self, request: Request, vin: str, vehicle: str, start_form: str) -> str:
-        return (
-            f'<div class="au-results"><article class="au-result" '
-            f'data-testid="{self.testid(request, "vehicle-card")}">'
-            f"<h2>{esc(vehicle)}</h2><p>VIN {esc(vin)}</p>{start_form}</article></div>"
-        )
-
-    def table_html(self, request: Request, headers: list[str], rows: list[list[str]]) -> str:
-        # Aurora lists submissions as cards, each a definition list: same data, other markup.
-        cards = "".join(
-            '<article class="au-result" role="listitem"><dl class="summary">'
-            + "".join(
-                f"<dt>{esc(h)}</dt><dd>{cell(c)}</dd>" for h, c in zip(headers, row, strict=True)
-            )
-            + "</dl></article>"
-            for row in rows
-        )
-        return (
-            f'<div class="au-results" role="list" '
-            f'data-testid="{self.testid(request, "results-table")}">{cards}</div>'
+        return self.render(
+            request,
+            "aurora/verify.html",
+            self.t(request, "verify.title"),
+            action=self.paths["verify"] + (f"?next={quote(next_path)}" if next_path else ""),
+            otp_field=self.field_view(request, self.otp_field, "", error),
+            next_path=next_path,
         )

@@ -14,13 +14,11 @@ page redirects to ``/session/new?next=...&expired=1``; drafts survive a re-login
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sandbox.portal import FieldSpec, FieldView, Markup, Portal, Session, StepSpec, cell, esc
+from sandbox.portal import FieldSpec, FormLayout, Portal, StepSpec
 
 
 class KestrelPortal(Portal):
@@ -84,6 +82,13 @@ class KestrelPortal(Portal):
         ),
     )
     review_slug = "step-3"
+    form_layout = FormLayout(
+        rows="fieldset",
+        field_class="kt-row",
+        error_tag="span",
+        error_class="kt-err",
+        actions_class="kt-actions",
+    )
     id_prefix = {"v1": "kt_", "v2": "kst-"}
     models = ("K-Haul 900", "Ridgeback", "T-Line 550", "Ironwing")
     texts = {
@@ -178,43 +183,6 @@ class KestrelPortal(Portal):
             "popup.session.button": "Extend session",
         },
     }
-    css = """
-body{margin:0;font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:14px;
-background:#2b2b2b;color:#f0f0f0}
-.kt-bar{background:#e86a10;color:#111;display:flex;justify-content:space-between;
-align-items:center;padding:.35rem 1rem}
-.kt-bar strong{letter-spacing:.2em}
-.kt-bar nav a{color:#111;margin-right:1rem;font-weight:bold}
-.kt-timer{background:#111;color:#ffb070;padding:.15rem .5rem}
-main{padding:1rem 1.5rem;max-width:64rem}
-h1{font-size:1.1rem;text-transform:uppercase;color:#ffb070;border-left:6px solid #e86a10;
-padding-left:.5rem}
-fieldset{border:1px solid #666;margin:0 0 1rem;padding:.6rem 1rem}
-.kt-row{display:grid;grid-template-columns:14rem 22rem auto;gap:.6rem;align-items:start;
-margin:.3rem 0}
-.kt-row label{text-align:right;padding-top:.2rem;color:#ddd}
-.kt-row input,.kt-row textarea{background:#1c1c1c;color:#fff;border:1px solid #888;padding:.25rem;
-font-family:inherit}
-.kt-err{display:inline-block;background:#5a1e00;color:#ffcfb0;border:1px solid #e86a10;
-padding:.1rem .4rem}
-.error-summary{background:#5a1e00;border:1px solid #e86a10;padding:.4rem .8rem;margin-bottom:.8rem}
-.notice{background:#3d3d00;border:1px solid #cc0;padding:.4rem .8rem}
-button{background:#e86a10;color:#111;border:2px solid #111;text-transform:uppercase;
-font-family:inherit;
-font-weight:bold;padding:.3rem 1rem;cursor:pointer}
-.kt-actions{display:flex;gap:1rem;align-items:center}
-.kt-actions a{color:#ffb070}
-table.kt-grid{border-collapse:collapse}
-table.kt-grid th,table.kt-grid td{border:1px solid #666;padding:.2rem .6rem;text-align:left}
-table.kt-grid th{background:#444;text-transform:uppercase;font-size:.8rem}
-dl.summary{display:grid;grid-template-columns:14rem auto;gap:.2rem 1rem}
-dl.summary dt{color:#aaa}
-.vehicle{color:#ffb070}
-a{color:#ffb070}
-.attest{margin:.6rem 0}
-.sbx-kestrel-dialog{background:#1c1c1c;color:#fff;border:3px solid #e86a10;font-family:monospace}
-.sbx-kestrel-dialog button{background:#e86a10}
-"""
 
     def input_id(self, name: str, version: str) -> str:
         # Kestrel's v1 markup is old-school snake_case ids; v2 moved to kebab-case.
@@ -229,90 +197,3 @@ a{color:#ffb070}
         if session is None:
             return JSONResponse({"error": "session expired"}, status_code=401)
         return JSONResponse({"remaining_s": self.config.session_ttl_s})
-
-    def layout_html(
-        self, request: Request, title: str, content: str, session: Session | None, popups: str
-    ) -> str:
-        nav = timer = ""
-        if session is not None:
-            nav = (
-                f'<nav aria-label="Main"><a href="{self.paths["home"]}">'
-                f"{esc(self.t(request, 'home.title'))}</a>"
-                f'<a href="{self.paths["search"]}">{esc(self.t(request, "nav.new"))}</a>'
-                f'<a href="{self.paths["lookup"]}">{esc(self.t(request, "nav.lookup"))}</a>'
-                f'<a href="{self.paths["logout"]}">{esc(self.t(request, "nav.logout"))}</a></nav>'
-            )
-            ttl = int(self._cfg(request).session_ttl_s)
-            timer = (
-                f'<span class="kt-timer" data-testid="{self.testid(request, "session-timer")}" '
-                f'data-remaining="{ttl}">{esc(self.t(request, "session.timer"))} '
-                f'<span id="kt-countdown">{ttl // 60:02d}:{ttl % 60:02d}</span></span>'
-                + TIMER_SCRIPT
-            )
-        body = (
-            f'<div class="kt-bar"><strong>KESTREL TRUCKS · WARRANTYNET</strong>{nav}{timer}</div>'
-            f"<main>{content}</main>{popups}"
-        )
-        return self.document_html(request, title, body, "kestrel")
-
-    def form_html(
-        self,
-        request: Request,
-        *,
-        action: str,
-        fields: list[FieldView],
-        submit: str,
-        hidden: Mapping[str, str] | None = None,
-        multipart: bool = False,
-        back: str | None = None,
-        before: str = "",
-        after: str = "",
-        method: str = "post",
-    ) -> str:
-        rows = "".join(
-            f'<div class="kt-row"><label for="{f.input_id}">{esc(f.label)}</label>'
-            f"<div>{self.input_html(f)}"
-            + (f'<div class="hint">{esc(f.hint)}</div>' if f.hint else "")
-            + f"</div><div>{self.error_html(f, 'span', 'kt-err')}</div></div>"
-            for f in fields
-        )
-        fieldset = f"<fieldset>{rows}</fieldset>" if rows else ""
-        hidden_html = "".join(
-            f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">'
-            for k, v in (hidden or {}).items()
-        )
-        enctype = ' enctype="multipart/form-data"' if multipart else ""
-        back_html = f'<a href="{back}">{esc(self.t(request, "step.back"))}</a>' if back else ""
-        return (
-            f'<form method="{method}" action="{action}"{enctype} novalidate>{before}{fieldset}'
-            f'{after}{hidden_html}<div class="kt-actions">{submit}{back_html}</div></form>'
-        )
-
-    def results_html(self, request: Request, vin: str, vehicle: str, start_form: str) -> str:
-        return self.table_html(
-            request, ["Chassis VIN", "Model", "Action"], [[vin, vehicle, Markup(start_form)]]
-        )
-
-    def table_html(self, request: Request, headers: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in rows
-        )
-        return (
-            f'<table class="kt-grid" data-testid="{self.testid(request, "results-table")}">'
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        )
-
-
-# Counts the idle time down in the header; purely informative (the server decides expiry).
-TIMER_SCRIPT = """<script>
-(function () {
-  var el = document.getElementById('kt-countdown');
-  var left = parseInt(el.parentNode.getAttribute('data-remaining'), 10);
-  window.setInterval(function () {
-    left = Math.max(0, left - 1);
-    el.textContent = String(Math.floor(left / 60)).padStart(2, '0') + ':' +
-      String(left % 60).padStart(2, '0');
-  }, 1000);
-})();
-</script>"""

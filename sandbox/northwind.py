@@ -9,11 +9,7 @@ part number) → /claims/{draft}/diagnosis (complaint, cause, correction, labor 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from starlette.requests import Request
-
-from sandbox.portal import FieldSpec, FieldView, Markup, Portal, Session, StepSpec, cell, esc
+from sandbox.portal import FieldSpec, FormLayout, Portal, StepSpec
 
 
 class NorthwindPortal(Portal):
@@ -71,6 +67,16 @@ class NorthwindPortal(Portal):
         ),
     )
     review_slug = "review"
+    form_layout = FormLayout(
+        rows="table",
+        fields_class="nw-form",
+        error_cell_class="nw-err",
+        error_tag="span",
+        error_class="error",
+        actions_class="nw-actions",
+        back_class="nw-back",
+        back_first=True,
+    )
     id_prefix = {"v1": "nw-", "v2": "claim-"}
     models = ("Ranger", "Harbor", "Summit", "Coastline", "Meridian")
     texts = {
@@ -165,104 +171,3 @@ class NorthwindPortal(Portal):
             "popup.session.button": "Keep me signed in",
         },
     }
-    css = """
-body{margin:0;font-family:Georgia,'Times New Roman',serif;background:#eef2f7;color:#1b2433}
-.nw-header{background:#0b2a5b;color:#fff;padding:.6rem 1.5rem;display:flex;align-items:center;
-gap:2rem}
-.nw-logo{font-weight:bold;letter-spacing:.15em;font-size:1.1rem}
-.nw-header nav a{color:#cfe0ff;margin-right:1.2rem;text-decoration:none}
-main{background:#fff;margin:1.5rem auto;max-width:58rem;padding:1.5rem 2rem;
-border:1px solid #c5cfdd}
-h1{color:#0b2a5b;font-size:1.4rem;border-bottom:2px solid #0b2a5b;padding-bottom:.3rem}
-table.nw-form th{text-align:right;padding:.35rem .8rem;vertical-align:top;width:14rem}
-table.nw-form td{padding:.35rem .4rem;vertical-align:top}
-table.nw-form input[type=text],table.nw-form input[type=password],
-table.nw-form textarea{width:18rem}
-.nw-err{color:#b00020;font-size:.9rem;width:16rem}
-.error-summary{background:#fde8ea;border:1px solid #b00020;color:#b00020;padding:.5rem .8rem;
-margin:.6rem 0}
-.notice{background:#fff6d6;border:1px solid #d4a300;padding:.5rem .8rem}
-button{background:#0b2a5b;color:#fff;border:0;padding:.45rem 1.2rem;font-family:inherit;
-cursor:pointer}
-.nw-actions{margin-top:1rem;display:flex;gap:1rem;align-items:center}
-table.nw-grid{border-collapse:collapse;width:100%}
-table.nw-grid th,table.nw-grid td{border:1px solid #c5cfdd;padding:.35rem .6rem;text-align:left}
-table.nw-grid th{background:#dfe7f3}
-dl.summary{display:grid;grid-template-columns:14rem 1fr;gap:.25rem 1rem}
-dl.summary dt{font-weight:bold;text-align:right}
-.vehicle{color:#445;font-style:italic}
-.sbx-northwind-dialog{background:#fff;border-top:6px solid #0b2a5b;font-family:Georgia,serif}
-footer{text-align:center;color:#667;font-size:.8rem;margin-bottom:2rem}
-"""
-
-    def layout_html(
-        self, request: Request, title: str, content: str, session: Session | None, popups: str
-    ) -> str:
-        nav = ""
-        if session is not None:
-            nav = (
-                f'<nav aria-label="Main"><a href="{self.paths["home"]}">'
-                f"{esc(self.t(request, 'home.title'))}</a>"
-                f'<a href="{self.paths["search"]}">{esc(self.t(request, "nav.new"))}</a>'
-                f'<a href="{self.paths["lookup"]}">{esc(self.t(request, "nav.lookup"))}</a>'
-                f'<a href="{self.paths["logout"]}">{esc(self.t(request, "nav.logout"))}</a></nav>'
-            )
-        body = (
-            f'<header class="nw-header"><span class="nw-logo">NORTHWIND MOTORS</span>{nav}</header>'
-            f"<main>{content}</main>"
-            f"<footer>Northwind Dealer Connect · sandbox · UI {self.version(request)}</footer>"
-            f"{popups}"
-        )
-        return self.document_html(request, title, body, "nw")
-
-    def form_html(
-        self,
-        request: Request,
-        *,
-        action: str,
-        fields: list[FieldView],
-        submit: str,
-        hidden: Mapping[str, str] | None = None,
-        multipart: bool = False,
-        back: str | None = None,
-        before: str = "",
-        after: str = "",
-        method: str = "post",
-    ) -> str:
-        rows = "".join(
-            f'<tr><th scope="row"><label for="{f.input_id}">{esc(f.label)}</label></th>'
-            f"<td>{self.input_html(f)}"
-            + (f'<div class="hint">{esc(f.hint)}</div>' if f.hint else "")
-            + f'</td><td class="nw-err">{self.error_html(f)}</td></tr>'
-            for f in fields
-        )
-        table = f'<table class="nw-form"><tbody>{rows}</tbody></table>' if rows else ""
-        hidden_html = "".join(
-            f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">'
-            for k, v in (hidden or {}).items()
-        )
-        enctype = ' enctype="multipart/form-data"' if multipart else ""
-        back_html = (
-            f'<a href="{back}" class="nw-back">{esc(self.t(request, "step.back"))}</a>'
-            if back
-            else ""
-        )
-        return (
-            f'<form method="{method}" action="{action}"{enctype} novalidate>{before}{table}{after}'
-            f'{hidden_html}<div class="nw-actions">{back_html}{submit}</div></form>'
-        )
-
-    def results_html(self, request: Request, vin: str, vehicle: str, start_form: str) -> str:
-        return self.table_html(
-            request, ["VIN", "Vehicle", ""], [[vin, vehicle, Markup(start_form)]]
-        )
-
-    def table_html(self, request: Request, headers: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f'<th scope="col">{esc(h)}</th>' for h in headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in rows
-        )
-        return (
-            f'<table class="nw-grid" data-testid="{self.testid(request, "results-table")}">'
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        )

@@ -16,7 +16,6 @@ import socket
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, get_args
@@ -24,7 +23,7 @@ from typing import Any, get_args
 import uvicorn
 
 import sandbox
-from sandbox import accounts
+from sandbox import accounts, admin_client
 from sandbox.faults import FaultConfig
 from sandbox.ledger import DuplicateCase, LedgerEntry
 from sandbox.portal import Portal
@@ -147,7 +146,7 @@ class SandboxServer:
                 raise SandboxError(f"sandbox portals not answering: {sorted(pending)}")
             for oem in list(pending):
                 try:
-                    _admin_request(self.admin_url(oem) + "/config", timeout=1.0)
+                    admin_client.config(self.base_url(oem), timeout=1.0)
                     pending.discard(oem)
                 except OSError:
                     pass
@@ -217,20 +216,6 @@ class SandboxServer:
     @staticmethod
     def credentials(oem: str, dealer_id: str) -> accounts.DealerCredentials:
         return accounts.credentials(oem, dealer_id)
-
-
-def _admin_request(url: str, body: Any = None, timeout: float = 5.0) -> Any:
-    """A direct (never proxied) JSON request to a sandbox admin endpoint."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url,
-        data=data,
-        headers={"Content-Type": "application/json"},
-        method="POST" if data else "GET",
-    )
-    with opener.open(request, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 # -------------------------------------------------------------------- command line
