@@ -58,7 +58,11 @@ def _artifacts(settings: Settings) -> ArtifactStoreResource:
             ttl_days=settings.artifact_ttl_days,
         )
     return LocalArtifactStoreResource(
-        root=str(settings.artifacts_dir), env=settings.env, ttl_days=settings.artifact_ttl_days
+        root=str(settings.artifacts_dir),
+        env=settings.env,
+        ttl_days=settings.artifact_ttl_days,
+        file_mode=settings.artifact_file_mode,
+        dir_mode=settings.artifact_dir_mode,
     )
 
 

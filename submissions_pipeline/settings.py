@@ -73,6 +73,17 @@ class Settings(BaseSettings):
         description="AWS_REGION: the bucket's region.",
     )
     artifact_ttl_days: int = Field(30, ge=1, description="Evidence lifetime in days.")
+    artifact_file_mode: str = Field(
+        "0600",
+        pattern=r"^0?[0-7]{3}$",
+        description="Permissions of local evidence files, octal: 0600 (owner only), or 0640 "
+        "where a group must read the evidence. Nothing for other users: it holds personal data.",
+    )
+    artifact_dir_mode: str = Field(
+        "0700",
+        pattern=r"^0?[0-7]{3}$",
+        description="Permissions of local evidence folders, octal: 0700, or 0750 with 0640.",
+    )
     chromium: str | None = Field(
         None, description="Browser binary; default: Debian's headless Chromium build."
     )
