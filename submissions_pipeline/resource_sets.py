@@ -56,6 +56,7 @@ def _artifacts(settings: Settings) -> ArtifactStoreResource:
             bucket=settings.s3_bucket or "",
             env=settings.env,
             ttl_days=settings.artifact_ttl_days,
+            presign_expiry_s=settings.presign_expiry_s,
         )
     return LocalArtifactStoreResource(
         root=str(settings.artifacts_dir),
