@@ -67,9 +67,9 @@ class JsonCredentialProvider(CredentialProvider):
 def redact(text: str, secrets: list[str], fields: Iterable[str] = ()) -> str:
     """Mask every known secret, and every secret field's value, before a text is logged or
     stored (see `Redactor` for what counts as a secret's appearance)."""
-    return Redactor(secrets, fields).text(text)
+    return Redactor(secrets, fields).redact(text)
 
 
 def redact_bytes(data: bytes, secrets: list[str], fields: Iterable[str] = ()) -> bytes:
     """`redact` for raw bytes (trace archives' members)."""
-    return Redactor(secrets, fields).bytes(data)
+    return Redactor(secrets, fields).redact_bytes(data)

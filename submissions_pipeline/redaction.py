@@ -76,7 +76,7 @@ class Redactor:
         names = "|".join(re.escape(f) for f in sorted(self.fields, key=len, reverse=True))
         self._field_rules = _field_rules(names)
 
-    def text(self, text: str) -> str:
+    def redact(self, text: str) -> str:
         """`text` with every secret value and every secret field's value masked."""
         if self._long is not None and any(f in text for f in self._long_forms):
             text = self._long.sub(MASK, text)
@@ -88,8 +88,8 @@ class Redactor:
             text = self._short.sub(MASK, text)
         return text
 
-    def bytes(self, data: bytes) -> bytes:
-        """`text` for raw bytes (archive members, request bodies). Bytes that are not UTF-8
+    def redact_bytes(self, data: bytes) -> bytes:
+        """`redact` for raw bytes (archive members, request bodies). Bytes that are not UTF-8
         survive unchanged; images and videos only lose long secrets (see _MEDIA_MAGIC)."""
         if data.startswith(_MEDIA_MAGIC):
             if self._long is None:
@@ -98,12 +98,12 @@ class Redactor:
                 data = data.replace(form.encode(), MASK.encode())
             return data
         text = data.decode("utf-8", errors="surrogateescape")
-        redacted = self.text(text)
+        redacted = self.redact(text)
         return data if redacted == text else redacted.encode("utf-8", errors="surrogateescape")
 
     def finds(self, text: str) -> bool:
         """Whether `text` holds anything this redactor would mask."""
-        return self.text(text) != text
+        return self.redact(text) != text
 
 
 def _alternation(forms: set[str], start: str = "", end: str = "") -> re.Pattern[str] | None:

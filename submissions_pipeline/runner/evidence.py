@@ -151,7 +151,7 @@ class EvidenceRecorder:
     def add_text(self, name: str, text: str) -> None:
         """A text artifact, redacted of every known secret and secret field."""
         path = self.dir / name
-        path.write_text(self.redactor().text(text))
+        path.write_text(self.redactor().redact(text))
         self.files[name] = path
 
     def add_video(self, path: Path | None) -> None:

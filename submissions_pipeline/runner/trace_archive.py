@@ -50,7 +50,7 @@ def scrub_trace_archive(
         for info, data in members:
             if info.filename in dropped_files:
                 continue
-            dst.writestr(info, redactor.bytes(logs.get(info.filename, data)))
+            dst.writestr(info, redactor.redact_bytes(logs.get(info.filename, data)))
     scrubbed.replace(path)
     return len(dropped_files)
 
@@ -81,7 +81,7 @@ def _without_credential_bodies(
         if (
             key in credential_requests
             or redactor.finds(json.dumps(post))
-            or any(redactor.bytes(blobs.get(f, b"")) != blobs.get(f, b"") for f in files)
+            or any(redactor.redact_bytes(blobs.get(f, b"")) != blobs.get(f, b"") for f in files)
         ):
             del request["postData"]
             dropped_files.update(files)
