@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,6 +84,26 @@ def _totp_secret(oem: str, dealer_id: str) -> str:
     return base64.b32encode(_derive(oem, dealer_id, "totp")[:20]).decode()
 
 
+#: Passwords that replace the derived ones, by (oem, dealer_id): set through `password_overrides`.
+_PASSWORD_OVERRIDES: dict[tuple[str, str], str] = {}
+
+
+@contextmanager
+def password_overrides(passwords: Mapping[tuple[str, str], str]) -> Iterator[None]:
+    """Give some dealers other passwords (short ones, to test redaction) while the block runs:
+    the portals accept them and `credentials_document` hands them out; restored afterwards."""
+    unknown = [key for key in passwords if key[0] not in OEMS or key[1] not in DEALERS]
+    if unknown:
+        raise UnknownDealerError(f"no sandbox account for {unknown}")
+    saved = dict(_PASSWORD_OVERRIDES)
+    _PASSWORD_OVERRIDES.update(passwords)
+    try:
+        yield
+    finally:
+        _PASSWORD_OVERRIDES.clear()
+        _PASSWORD_OVERRIDES.update(saved)
+
+
 def credentials(oem: str, dealer_id: str) -> DealerCredentials:
     """The demo credentials of ``dealer_id`` on ``oem``'s portal."""
     if oem not in OEMS or dealer_id not in DEALERS:
@@ -90,7 +112,7 @@ def credentials(oem: str, dealer_id: str) -> DealerCredentials:
         oem=oem,
         dealer_id=dealer_id,
         username=_username(oem, dealer_id),
-        password=_password(oem, dealer_id),
+        password=_PASSWORD_OVERRIDES.get((oem, dealer_id)) or _password(oem, dealer_id),
         totp_secret=_totp_secret(oem, dealer_id) if oem == "aurora" else None,
     )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from urllib.parse import quote, quote_plus
+from collections.abc import Iterable
 
 from pydantic import BaseModel, SecretStr
+
+from submissions_pipeline.redaction import Redactor
 
 
 class DealerCredentials(BaseModel):
@@ -63,33 +64,12 @@ class JsonCredentialProvider(CredentialProvider):
         return [s for c in self._creds.values() for s in c.secrets()]
 
 
-#: Secrets shorter than this (one-time codes) are redacted only where they stand as a whole
-#: value, so that a 6-digit code does not blank out an unrelated number in a trace.
-SHORT_SECRET = 12
+def redact(text: str, secrets: list[str], fields: Iterable[str] = ()) -> str:
+    """Mask every known secret, and every secret field's value, before a text is logged or
+    stored (see `Redactor` for what counts as a secret's appearance)."""
+    return Redactor(secrets, fields).redact(text)
 
 
-def secret_forms(secret: str) -> list[tuple[str, str]]:
-    """(text, replacement) pairs for the ways a secret shows up in stored text: as typed,
-    JSON-escaped and form-encoded; a short one only as a whole JSON string or form value."""
-    if len(secret) < SHORT_SECRET:
-        return [(f'"{secret}"', '"***"'), (f"={secret}&", "=***&"), (f'={secret}"', '=***"')]
-    forms = {secret, json.dumps(secret)[1:-1], quote_plus(secret), quote(secret, safe="")}
-    return [(f, "***") for f in sorted(forms, key=len, reverse=True) if f]
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """Replace every known secret, in every form it takes, before a text is logged or stored."""
-    for s in secrets:
-        if s:
-            for form, replacement in secret_forms(s):
-                text = text.replace(form, replacement)
-    return text
-
-
-def redact_bytes(data: bytes, secrets: list[str]) -> bytes:
+def redact_bytes(data: bytes, secrets: list[str], fields: Iterable[str] = ()) -> bytes:
     """`redact` for raw bytes (trace archives' members)."""
-    for s in secrets:
-        if s:
-            for form, replacement in secret_forms(s):
-                data = data.replace(form.encode(), replacement.encode())
-    return data
+    return Redactor(secrets, fields).redact_bytes(data)

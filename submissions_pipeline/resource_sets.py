@@ -58,9 +58,14 @@ def _artifacts(settings: Settings) -> ArtifactStoreResource:
             bucket=settings.s3_bucket or "",
             env=settings.env,
             ttl_days=settings.artifact_ttl_days,
+            presign_expiry_s=settings.presign_expiry_s,
         )
     return LocalArtifactStoreResource(
-        root=str(settings.artifacts_dir), env=settings.env, ttl_days=settings.artifact_ttl_days
+        root=str(settings.artifacts_dir),
+        env=settings.env,
+        ttl_days=settings.artifact_ttl_days,
+        file_mode=settings.artifact_file_mode,
+        dir_mode=settings.artifact_dir_mode,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_aws.s3 import S3Resource
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
 from submissions_pipeline.artifacts import (
     MAX_PRESIGN_EXPIRY_S,
@@ -20,6 +20,7 @@ from submissions_pipeline.artifacts import (
     LocalArtifactStore,
     S3ArtifactStore,
 )
+from submissions_pipeline.artifacts.local import check_modes, parse_mode
 from submissions_pipeline.credentials import CredentialProvider, JsonCredentialProvider
 from submissions_pipeline.crm import CrmClient, EmbeddedCrm
 from submissions_pipeline.domain import RetryPolicy
@@ -120,9 +121,27 @@ class LocalArtifactStoreResource(ArtifactStoreResource):
     """Evidence as files on local disk (the embedded default); links are file:// URIs."""
 
     root: str = Field(description="Folder holding every env's artifacts.")
+    file_mode: str = Field(
+        "0600", description="Permissions of evidence files, octal (0640 for a group)."
+    )
+    dir_mode: str = Field(
+        "0700", description="Permissions of evidence folders, octal (0750 for a group)."
+    )
+
+    @model_validator(mode="after")
+    def _private_modes(self) -> "LocalArtifactStoreResource":
+        # Refused when the resource set is built, at start-up, not at the first write.
+        check_modes(parse_mode(self.file_mode), parse_mode(self.dir_mode))
+        return self
 
     def get_store(self) -> LocalArtifactStore:
-        return LocalArtifactStore(self.root, env=self.env, ttl_days=self.ttl_days)
+        return LocalArtifactStore(
+            self.root,
+            env=self.env,
+            ttl_days=self.ttl_days,
+            file_mode=self.file_mode,
+            dir_mode=self.dir_mode,
+        )
 
     def location(self) -> str:
         return str(Path(self.root).resolve() / self.env)

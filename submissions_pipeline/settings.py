@@ -27,6 +27,9 @@ SANDBOX_PORTAL_URLS = {
 
 Environment = Literal["dev", "stage", "prod"]
 
+#: The longest a SigV4 presigned S3 link may live (7 days); the S3 store enforces the same.
+PRESIGN_EXPIRY_MAX_S = 7 * 24 * 3600
+
 
 class SettingsError(ValueError):
     """The environment cannot run this process; the message names the variables to set."""
@@ -73,6 +76,24 @@ class Settings(BaseSettings):
         description="AWS_REGION: the bucket's region.",
     )
     artifact_ttl_days: int = Field(30, ge=1, description="Evidence lifetime in days.")
+    artifact_file_mode: str = Field(
+        "0600",
+        pattern=r"^0?[0-7]{3}$",
+        description="Permissions of local evidence files, octal: 0600 (owner only), or 0640 "
+        "where a group must read the evidence. Nothing for other users: it holds personal data.",
+    )
+    artifact_dir_mode: str = Field(
+        "0700",
+        pattern=r"^0?[0-7]{3}$",
+        description="Permissions of local evidence folders, octal: 0700, or 0750 with 0640.",
+    )
+    presign_expiry_s: int = Field(
+        PRESIGN_EXPIRY_MAX_S,
+        ge=1,
+        le=PRESIGN_EXPIRY_MAX_S,
+        description="Lifetime of the presigned S3 links to evidence (metadata, CRM), seconds; "
+        "at most 7 days, the longest S3 accepts.",
+    )
     chromium: str | None = Field(
         None, description="Browser binary; default: Debian's headless Chromium build."
     )

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus
 
 from submissions_pipeline.domain import Case, Job, SubmissionState
 from submissions_pipeline.runner import BatchConfig, EvidenceSettings
@@ -53,6 +58,25 @@ def quick_config(**overrides: Any) -> BatchConfig:
     cfg: dict[str, Any] = {"seed": 11, "evidence": EvidenceSettings(video="off")}
     cfg.update(overrides)
     return BatchConfig(**cfg)
+
+
+def secret_encodings(secret: str) -> set[str]:
+    """Every form a secret could take in stored text, for scans: as typed, URL-encoded (either
+    space, either case of hex digits), JSON-escaped (ASCII or not, once or twice), HTML-escaped,
+    and base64 (the characters that do not depend on what follows, when it starts a value)."""
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        json.dumps(json.dumps(secret)[1:-1])[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        html.escape(secret),
+        html.escape(secret, quote=False),
+    }
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in forms}
+    forms.add(base64.b64encode(secret.encode()).decode()[: len(secret.encode()) * 4 // 3])
+    return {f for f in forms if f}
 
 
 # The specification, written out by hand: these and only these moves are legal.

@@ -25,6 +25,40 @@ _CHUNK = 1024 * 1024
 # Temp files start with a dot, which no valid key segment can, so listings never show them.
 _TEMP_PREFIX = ".tmp-"
 
+#: Evidence holds personal data (VINs, names, screenshots): only its owner reads it by default.
+DEFAULT_FILE_MODE = 0o600
+DEFAULT_DIR_MODE = 0o700
+
+
+def parse_mode(mode: str | int) -> int:
+    """A permission mode from an octal string ("0640", "640") or an int."""
+    if isinstance(mode, bool):
+        raise ValueError(f"a file mode must be octal digits, got {mode!r}")
+    if isinstance(mode, int):
+        return mode
+    if not isinstance(mode, str) or not mode.strip().isdigit():
+        raise ValueError(f"a file mode must be octal digits like 0600, got {mode!r}")
+    try:
+        return int(mode.strip(), 8)
+    except ValueError:
+        raise ValueError(f"a file mode must be octal digits like 0600, got {mode!r}") from None
+
+
+def check_modes(file_mode: int, dir_mode: int) -> tuple[int, int]:
+    """Refuse modes that would show evidence to every user of the machine, or lock its owner
+    (and so the store itself) out; return them."""
+    for what, mode, owner in (("file", file_mode, 0o600), ("folder", dir_mode, 0o700)):
+        if not 0 <= mode <= 0o777:
+            raise ValueError(f"artifact {what} mode {mode:#o} is not a permission mode")
+        if mode & 0o007:
+            raise ValueError(
+                f"artifact {what} mode {mode:04o} grants access to every user (evidence holds "
+                "personal data); use owner and group bits only, e.g. 0600/0700 or 0640/0750"
+            )
+        if mode & owner != owner:
+            raise ValueError(f"artifact {what} mode {mode:04o} must give its owner {owner:04o}")
+    return file_mode, dir_mode
+
 
 class LocalArtifactStore(ArtifactStore):
     """Artifacts as files under `root`, at `root/<key>`.
@@ -34,12 +68,25 @@ class LocalArtifactStore(ArtifactStore):
     `purge_expired(now)` (e.g. from a daily schedule) to delete files whose mtime is older than
     `ttl_days`; that is the local equivalent of the S3 store's bucket lifecycle rule, and like
     it only touches this store's env prefix.
+
+    Files get `file_mode` and the folders the store creates `dir_mode`, whatever the umask:
+    0600/0700 by default, 0640/0750 where a group (e.g. the operators) must read the evidence.
     """
 
-    def __init__(self, root: Path | str, env: str = "dev", ttl_days: int = 30):
-        """`root`: folder holding every env (created on first write); see ArtifactStore."""
+    def __init__(
+        self,
+        root: Path | str,
+        env: str = "dev",
+        ttl_days: int = 30,
+        *,
+        file_mode: int | str = DEFAULT_FILE_MODE,
+        dir_mode: int | str = DEFAULT_DIR_MODE,
+    ):
+        """`root`: folder holding every env (created on first write); see ArtifactStore.
+        `file_mode`, `dir_mode`: permissions, as ints or octal strings ("0640")."""
         super().__init__(env=env, ttl_days=ttl_days)
         self.root = Path(root).resolve()
+        self.file_mode, self.dir_mode = check_modes(parse_mode(file_mode), parse_mode(dir_mode))
 
     def path_of(self, key: str) -> Path:
         """The file that holds (or would hold) `key`."""
@@ -75,8 +122,8 @@ class LocalArtifactStore(ArtifactStore):
     def _atomic_writer(self, target: Path) -> Iterator[BinaryIO]:
         tmp: str | None = None
         try:
-            fd, tmp = _temp_file_beside(target)
-            os.fchmod(fd, 0o644)  # mkstemp makes 0600; artifacts get an ordinary file's mode
+            fd, tmp = self._temp_file_beside(target)
+            os.fchmod(fd, self.file_mode)  # exact, whatever the umask
             with os.fdopen(fd, "wb") as out:
                 yield out
                 out.flush()
@@ -90,6 +137,38 @@ class LocalArtifactStore(ArtifactStore):
             if tmp is not None:
                 with suppress(OSError):
                     os.unlink(tmp)
+
+    def _temp_file_beside(self, target: Path) -> tuple[int, str]:
+        """Create the folder and a temp file in it; a concurrent purge may remove the folder in
+        between when it is still empty, so try again a few times."""
+        for _ in range(3):
+            try:
+                self._make_dirs(target.parent)
+                return tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
+            except FileNotFoundError:
+                continue
+        self._make_dirs(target.parent)
+        return tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
+
+    def _make_dirs(self, folder: Path) -> None:
+        """Create `folder` and its missing parents up to the root with `dir_mode` (mkdir's own
+        mode is cut by the umask and ignored for parents, hence the chmod)."""
+        if folder.is_dir():
+            return
+        self.root.parent.mkdir(parents=True, exist_ok=True)  # outside the store: not its call
+        missing = []
+        for path in (folder, *folder.parents):
+            if path.is_dir():
+                break
+            missing.append(path)
+            if path == self.root:
+                break
+        for path in reversed(missing):
+            try:
+                path.mkdir(mode=self.dir_mode)
+            except FileExistsError:
+                continue  # another writer made it
+            os.chmod(path, self.dir_mode)
 
     def _stored(
         self, key: str, target: Path, size: int, sha256: str, content_type: str
@@ -167,18 +246,6 @@ class LocalArtifactStore(ArtifactStore):
                 with suppress(OSError):
                     os.rmdir(dirpath)  # only succeeds when empty
         return deleted
-
-
-def _temp_file_beside(target: Path) -> tuple[int, str]:
-    """Create the folder and a temp file in it; a concurrent purge may remove the folder in
-    between when it is still empty, so try again a few times."""
-    for _ in range(3):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
-        except FileNotFoundError:
-            continue
-    return tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -8,8 +8,10 @@ NaN rather than absent.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from dagster import MetadataValue
 
@@ -32,6 +34,24 @@ FAILED_OUTCOMES = frozenset(
 TABLE_ROWS = 50
 #: Most evidence links attached as separate url entries.
 LINK_LIMIT = 25
+#: Characters of a table cell shown (the asset value holds the whole text).
+CELL_CHARS = 120
+
+#: HTML's special characters become entities, Markdown's get a backslash: the text stays text.
+_MARKDOWN_ESCAPES = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    '"': "&quot;",
+    "'": "&#39;",
+    **{ch: "\\" + ch for ch in "\\`*_[]()!|~#{}^$"},
+}
+_WORD_JOINER = "\u2060"
+# The last character of each match gets the joiner before it: "https:/" -> "https:<WJ>/".
+_AUTOLINK_TRIGGER = re.compile(r"(?i)(?:\b(?:https?|ftp|mailto|xmpp):/|\bwww\\?\.|[\w.+-]@)")
+_LINK_SCHEMES = frozenset({"http", "https", "file"})
+#: Characters that would end a Markdown link target or a table cell, percent-encoded.
+_URL_ESCAPES = {c: f"%{ord(c):02X}" for c in " ()<>[]|\\\"'`"}
 
 
 def state_counts(states: Iterable[str | SubmissionState]) -> dict[str, int]:
@@ -65,13 +85,30 @@ def timing_metadata(seconds: Sequence[float], concurrency: int) -> dict[str, flo
     }
 
 
+def markdown_text(value: Any) -> str:
+    """`value` as literal text inside Markdown: no link, image, emphasis, code, HTML or table
+    cell break can come out of it, whatever it holds (case fields arrive here raw)."""
+    text = " ".join(str(value).split())
+    text = "".join(_MARKDOWN_ESCAPES.get(ch, ch) for ch in text)
+    # GFM turns bare URLs, www. names and e-mail addresses into links even when escaped; an
+    # invisible word joiner inside each trigger keeps them text (the UI shows the same).
+    return _AUTOLINK_TRIGGER.sub(lambda m: m.group(0)[:-1] + _WORD_JOINER + m.group(0)[-1], text)
+
+
+def safe_link(url: Any) -> str | None:
+    """`url` ready for a Markdown link target, or None unless it is an http(s) or file URL
+    (a javascript: or data: link must never become clickable)."""
+    if not isinstance(url, str) or urlsplit(url.strip()).scheme.lower() not in _LINK_SCHEMES:
+        return None
+    return "".join(_URL_ESCAPES.get(ch, ch) for ch in url.strip())
+
+
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
         return f"{value:.2f}"
-    text = str(value).replace("|", "\\|").replace("\n", " ")
-    return text[:120]
+    return markdown_text(str(value)[:CELL_CHARS])
 
 
 def markdown_table(
@@ -81,22 +118,21 @@ def markdown_table(
     link_column: str | None = None,
     limit: int = TABLE_ROWS,
 ) -> MetadataValue:
-    """A markdown table of the first `limit` rows; `link_column` values become links."""
+    """A markdown table of the first `limit` rows; `link_column` values become links. Every
+    other cell is literal text (see `markdown_text`)."""
     if not rows:
         return MetadataValue.md("_none_")
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    lines = []
+    head = "| " + " | ".join(map(markdown_text, columns)) + " |\n|" + "---|" * len(columns)
+    lines = [head]
     for row in rows[:limit]:
         cells = []
         for c in columns:
             v = row.get(c)
-            if c == link_column and isinstance(v, str) and v:
-                cells.append(f"[open]({v})")
-            else:
-                cells.append(_cell(v))
+            link = safe_link(v) if c == link_column and v else None
+            cells.append(f"[open]({link})" if link else _cell(v))
         lines.append("| " + " | ".join(cells) + " |")
     more = f"\n\n_{len(rows) - limit} more rows in the asset value_" if len(rows) > limit else ""
-    return MetadataValue.md(head + "\n".join(lines) + more)
+    return MetadataValue.md("\n".join(lines) + more)
 
 
 def evidence_links(
@@ -105,7 +141,7 @@ def evidence_links(
     """`evidence_<label>` -> url entries, one per job (the first `limit`)."""
     out: dict[str, MetadataValue] = {}
     for label, url in links:
-        if isinstance(url, str) and url and len(out) < limit:
+        if safe_link(url) and len(out) < limit:
             out[f"evidence_{label}"] = MetadataValue.url(url)
     return out
 

@@ -14,8 +14,9 @@ from submissions_pipeline.credentials import DealerCredentials
 from submissions_pipeline.domain import Case
 from submissions_pipeline.domain.oem import OemSettings
 
-#: Wraps the typing of credentials so the trace never records them (see EvidenceRecorder); pass
-#: values that exist only for the moment (a one-time code) to have them redacted too.
+#: Wraps the typing and the submitting of credentials so the evidence never records them (see
+#: EvidenceRecorder.secret_section); pass values that exist only for the moment (a one-time code)
+#: to have them redacted too.
 SecretSection = Callable[..., AbstractAsyncContextManager[None]]
 
 

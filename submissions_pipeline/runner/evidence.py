@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import mimetypes
 import shutil
 import tempfile
-import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import BrowserContext, Page, Request
 
 from submissions_pipeline.artifacts import ArtifactStore
-from submissions_pipeline.credentials import redact, redact_bytes
 from submissions_pipeline.domain import FailureObject, Job
 from submissions_pipeline.domain.evidence import EvidenceItem, EvidenceManifest
 from submissions_pipeline.failpoints import failpoint
+from submissions_pipeline.redaction import Redactor
 from submissions_pipeline.runner.config import EvidenceSettings
 from submissions_pipeline.runner.steps import StepTiming
+from submissions_pipeline.runner.trace_archive import request_key, scrub_trace_archive
+
+#: Names of a page's password inputs: their values are masked wherever the name shows up.
+_PASSWORD_INPUT_NAMES = "els => els.map(e => e.name).filter(Boolean)"
 
 
 class EvidenceRecorder:
@@ -34,16 +38,24 @@ class EvidenceRecorder:
         self.rich_trace = rich_trace
         self.dir = Path(tempfile.mkdtemp(prefix=f"evidence-{job.job_id[:8]}-"))
         self.files: dict[str, Path] = {}
+        #: Names of the password inputs met while logging in (masked whatever they hold).
+        self.secret_fields: set[str] = set()
         self._context: BrowserContext | None = None
         self._trace_parts = 0
         self._tracing = False
+        #: (method, URL) of every request made while credentials were typed and submitted.
+        self._credential_requests: set[tuple[str, str]] = set()
+
+    def redactor(self) -> Redactor:
+        """A redactor for what is known now (secrets grow with each one-time code)."""
+        return Redactor(self.secrets, self.secret_fields)
 
     # ----------------------------------------------------------------- capture
     async def start_trace(self, context: BrowserContext) -> None:
         """Trace the attempt; DOM snapshots only when rich (retries), they cost ~22 %."""
+        self._context = context
         if not self.settings.trace:
             return
-        self._context = context
         await context.tracing.start(
             screenshots=self.rich_trace, snapshots=self.rich_trace, sources=False
         )
@@ -52,19 +64,43 @@ class EvidenceRecorder:
 
     @asynccontextmanager
     async def secret_section(self, *values: str) -> AsyncIterator[None]:
-        """Pause the trace while credentials are typed, and redact `values` (one-time codes)
-        with the known secrets from everything stored. Network entries can land in the next
-        trace chunk, so every trace archive is also scrubbed when its chunk closes."""
+        """Keep the typing and the submitting of credentials out of the evidence.
+
+        The trace is paused for the block and `values` (one-time codes) join the secrets
+        redacted from everything stored. Pausing keeps the actions out but not the requests:
+        the trace's network log spans every chunk (see `trace_archive`), so the requests the
+        block makes are noted and their bodies dropped from every archive, and the password
+        inputs on the page are noted so their fields are masked wherever they appear.
+        """
         self.secrets.extend(v for v in values if v)
-        if not self._tracing or self._context is None:
+        context = self._context
+        if context is None:
             yield
             return
-        await self._stop_chunk()
+        paused = self._tracing
+        if paused:
+            await self._stop_chunk()
+
+        def note(request: Request) -> None:
+            self._credential_requests.add(request_key(request.method, request.url))
+
+        context.on("request", note)
+        await self._note_password_fields(context)
         try:
             yield
         finally:
-            await self._context.tracing.start_chunk()
-            self._tracing = True
+            context.remove_listener("request", note)
+            if paused:
+                await context.tracing.start_chunk()
+                self._tracing = True
+
+    async def _note_password_fields(self, context: BrowserContext) -> None:
+        for page in context.pages:
+            with contextlib.suppress(Exception):  # a page mid-navigation has nothing to say
+                names = await page.locator("input[type=password]").evaluate_all(
+                    _PASSWORD_INPUT_NAMES
+                )
+                self.secret_fields.update(n for n in names if isinstance(n, str))
 
     async def _stop_chunk(self) -> None:
         assert self._context is not None
@@ -73,19 +109,11 @@ class EvidenceRecorder:
         await self._context.tracing.stop_chunk(path=str(path))
         self._tracing = False
         if path.exists() and path.stat().st_size > 0:
-            self._scrub_archive(path)
+            # Off the event loop: a rich archive takes a moment, other contexts keep running.
+            await asyncio.to_thread(
+                scrub_trace_archive, path, self.redactor(), set(self._credential_requests)
+            )
             self.files[path.name] = path
-
-    def _scrub_archive(self, path: Path) -> None:
-        """Rewrite a trace archive with every secret redacted from every member."""
-        scrubbed = path.with_suffix(".scrubbed")
-        with (
-            zipfile.ZipFile(path) as src,
-            zipfile.ZipFile(scrubbed, "w", zipfile.ZIP_DEFLATED) as dst,
-        ):
-            for info in src.infolist():
-                dst.writestr(info, redact_bytes(src.read(info), self.secrets))
-        scrubbed.replace(path)
 
     async def finish_trace(self) -> None:
         """Close the last trace chunk (call before the context closes)."""
@@ -121,9 +149,9 @@ class EvidenceRecorder:
         self.add_text(name, html)
 
     def add_text(self, name: str, text: str) -> None:
-        """A text artifact, redacted of every known secret."""
+        """A text artifact, redacted of every known secret and secret field."""
         path = self.dir / name
-        path.write_text(redact(text, self.secrets))
+        path.write_text(self.redactor().redact(text))
         self.files[name] = path
 
     def add_video(self, path: Path | None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -9,6 +11,10 @@ from sqlalchemy.engine import make_url
 
 #: Seconds a SQLite writer waits for the lock before giving up (its busy_timeout).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: The SQLite file holds cases (VINs, names, complaints): only its owner reads it. SQLite gives
+#: its -wal, -shm and -journal files the mode of the database file.
+SQLITE_FILE_MODE = 0o600
 
 
 def normalize_url(url: str) -> str:
@@ -43,8 +49,8 @@ def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
         return create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=10)
 
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        _private_database_file(Path(database))
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -62,3 +68,16 @@ def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the SQLite file owner-only before SQLite does (it would use 0644 less the umask;
+    an empty file is an empty database), and take back a file or a -wal, -shm or -journal
+    file an older version left readable by others."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+    for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o777 != SQLITE_FILE_MODE:
+                os.chmod(file, SQLITE_FILE_MODE)

@@ -106,3 +106,77 @@ def test_the_link_is_a_file_uri_of_the_artifact(tmp_path: Path) -> None:
 
     assert store.url(key) == stored.uri == (tmp_path.resolve() / key).as_uri()
     assert store.url(key).startswith("file:///")
+
+
+def _modes(root: Path) -> tuple[set[int], set[int]]:
+    """(file modes, folder modes) of everything under `root`, `root` included."""
+    paths = [root, *root.rglob("*")]
+    files = {p.stat().st_mode & 0o777 for p in paths if p.is_file()}
+    folders = {p.stat().st_mode & 0o777 for p in paths if p.is_dir()}
+    return files, folders
+
+
+def _write_evidence(store: LocalArtifactStore, tmp_path: Path) -> None:
+    video = tmp_path / "video.webm"
+    video.write_bytes(b"\x1aE\xdf\xa3 frames")
+    store.put_bytes(store.artifact_key("acme", "job42", 1, "failure.json", when=DAY), b"{}")
+    store.put_file(store.artifact_key("acme", "job42", 2, "video.webm", when=DAY), video)
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_evidence_is_readable_by_its_owner_only_by_default(tmp_path: Path, umask: int) -> None:
+    root = tmp_path / "var" / "artifacts"
+    previous = os.umask(umask)
+    try:
+        _write_evidence(LocalArtifactStore(root), tmp_path)
+    finally:
+        os.umask(previous)
+
+    files, folders = _modes(root)
+    assert files == {0o600} and folders == {0o700}
+
+
+def test_a_group_readable_deployment_gets_0640_and_0750(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path / "artifacts", file_mode="0640", dir_mode="0750")
+    _write_evidence(store, tmp_path)
+
+    assert _modes(tmp_path / "artifacts") == ({0o640}, {0o750})
+
+
+@pytest.mark.parametrize(
+    ("file_mode", "dir_mode"),
+    [("0644", "0700"), ("0600", "0755"), ("0606", "0700"), ("0400", "0700"), ("0600", "0600")],
+)
+def test_modes_that_open_evidence_to_everyone_or_lock_out_its_owner_are_refused(
+    tmp_path: Path, file_mode: str, dir_mode: str
+) -> None:
+    with pytest.raises(ValueError, match="mode"):
+        LocalArtifactStore(tmp_path, file_mode=file_mode, dir_mode=dir_mode)
+
+
+@pytest.mark.parametrize("mode", ["rw-------", "0689", "", "0x180"])
+def test_a_mode_must_be_octal_digits(tmp_path: Path, mode: str) -> None:
+    with pytest.raises(ValueError, match="octal"):
+        LocalArtifactStore(tmp_path, file_mode=mode)
+
+
+def test_the_modes_are_settings_passed_through_the_resource_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from submissions_pipeline.resource_sets import resource_set
+    from submissions_pipeline.settings import load_settings
+
+    monkeypatch.setenv("SUBMISSIONS_ENV", "dev")
+    monkeypatch.setenv("SUBMISSIONS_HOME", str(tmp_path))
+    monkeypatch.delenv("SUBMISSIONS_ARTIFACT_STORE", raising=False)
+    default = resource_set(load_settings())["artifacts"].get_store()
+    assert (default.file_mode, default.dir_mode) == (0o600, 0o700)
+
+    monkeypatch.setenv("SUBMISSIONS_ARTIFACT_FILE_MODE", "0640")
+    monkeypatch.setenv("SUBMISSIONS_ARTIFACT_DIR_MODE", "0750")
+    _write_evidence(resource_set(load_settings())["artifacts"].get_store(), tmp_path)
+    assert _modes(tmp_path / "artifacts") == ({0o640}, {0o750})
+
+    monkeypatch.setenv("SUBMISSIONS_ARTIFACT_FILE_MODE", "0644")
+    with pytest.raises(ValueError, match="every user"):
+        resource_set(load_settings())

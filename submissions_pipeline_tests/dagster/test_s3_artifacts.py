@@ -1,15 +1,19 @@
 """The S3 artifact resource against moto's S3 server: TTL rule, bundles, presigned CRM links."""
 
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import requests
 from dagster import AssetSelection, DagsterInstance
 from dagster_aws.s3 import S3Resource
 
 from submissions_pipeline.assets import crm_updates, evidence_bundles
 from submissions_pipeline.crm import CrmStatus, EmbeddedCrm
 from submissions_pipeline.domain import SubmissionState
+from submissions_pipeline.resource_sets import resource_set
 from submissions_pipeline.resources import S3ArtifactStoreResource
+from submissions_pipeline.settings import load_settings
 from submissions_pipeline.store import JobStore
 from submissions_pipeline_tests.dagster.conftest import (
     arrange_proven_job,
@@ -87,3 +91,59 @@ def test_bundles_live_in_the_bucket_and_the_crm_gets_a_presigned_link(
     query = parse_qs(link.query)
     assert query["X-Amz-Expires"] == ["3600"] and "X-Amz-Signature" in query
     assert metadata_of(result, "crm_updates")[f"evidence_{job.case_id}"] == case.evidence_url
+
+
+SEVEN_DAYS_S = 7 * 24 * 3600
+
+
+def _s3_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, moto_s3: MotoServer, tmp_path
+) -> None:
+    monkeypatch.setenv("SUBMISSIONS_ENV", "dev")
+    monkeypatch.setenv("SUBMISSIONS_HOME", str(tmp_path))
+    monkeypatch.setenv("SUBMISSIONS_ARTIFACT_STORE", "s3")
+    monkeypatch.setenv("SUBMISSIONS_S3_BUCKET", new_bucket_name())
+    monkeypatch.setenv("SUBMISSIONS_S3_ENDPOINT", moto_s3.endpoint_url)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.delenv("SUBMISSIONS_PRESIGN_EXPIRY_S", raising=False)
+
+
+@pytest.mark.parametrize("configured", [None, 900, 36 * 3600, SEVEN_DAYS_S])
+def test_the_link_lifetime_is_a_setting_signed_into_every_link(
+    monkeypatch: pytest.MonkeyPatch, moto_s3: MotoServer, tmp_path, configured: int | None
+):
+    _s3_settings_from_the_environment(monkeypatch, moto_s3, tmp_path)
+    if configured is not None:
+        monkeypatch.setenv("SUBMISSIONS_PRESIGN_EXPIRY_S", str(configured))
+    wanted = configured or SEVEN_DAYS_S  # the default is the longest S3 allows, as before
+    artifacts = resource_set(load_settings())["artifacts"]
+    assert isinstance(artifacts, S3ArtifactStoreResource)
+    store = artifacts.get_store()
+    key = store.artifact_key("northwind", "job42", 1, "post_confirm.png", when=date(2026, 11, 26))
+    store.put_bytes(key, b"\x89PNG confirmation", "image/png")
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    link = store.url(key)
+    after = datetime.now(UTC)
+
+    # moto does not enforce expiry: the signed lifetime is read back from the signed URL.
+    query = parse_qs(urlparse(link).query)
+    signed_at = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    lifetime = int(query["X-Amz-Expires"][0])
+    assert lifetime == wanted and "X-Amz-Signature" in query
+    assert before <= signed_at <= after
+    expires_at = signed_at + timedelta(seconds=lifetime)
+    assert before + timedelta(seconds=wanted) <= expires_at <= after + timedelta(seconds=wanted)
+    assert requests.get(link, timeout=5).content == b"\x89PNG confirmation"
+
+
+@pytest.mark.parametrize("configured", [SEVEN_DAYS_S + 1, 30 * 24 * 3600, 0])
+def test_a_link_lifetime_s3_would_not_honour_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, moto_s3: MotoServer, tmp_path, configured: int
+):
+    _s3_settings_from_the_environment(monkeypatch, moto_s3, tmp_path)
+    monkeypatch.setenv("SUBMISSIONS_PRESIGN_EXPIRY_S", str(configured))
+    with pytest.raises(ValueError, match="presign_expiry_s"):
+        resource_set(load_settings())
