@@ -91,6 +91,42 @@ def _write(crm: CrmClient, update: CrmUpdate) -> str:
     return update.status.value
 
 
+def identity_errors(record: CrmCaseRecord, oem: str | None = None) -> dict[str, str]:
+    """Field messages for a record whose keys are not exactly the ones the CRM files it under.
+
+    The case id and the OEM key name the CRM record every write-back goes to and the feed it is
+    read from, so the pipeline uses them exactly as filed; `oem` is the partition's registered
+    key, for a record read from a near-miss feed (`Northwind`, `northwind `).
+    """
+    errors: dict[str, str] = {}
+    for field, filed in (("case_id", record.case_id), ("oem", record.oem)):
+        entered = record.raw.get(field)
+        if entered != filed:
+            errors[field] = f"{entered!r} is not the key the CRM files this case under ({filed!r})"
+    if oem is not None and record.oem != oem:
+        errors["oem"] = (
+            f"{record.oem!r} is not a registered OEM key; did you mean {oem!r}? OEM keys are "
+            "matched exactly, so no run picks this case up until the key is corrected"
+        )
+    return errors
+
+
+def _invalid(record: CrmCaseRecord, fields: dict[str, str], message: str) -> CrmUpdate:
+    failure = FailureObject.of(
+        ReasonCode.CASE_INVALID,
+        message,
+        case_id=record.case_id,
+        oem=record.oem,
+        field_errors=fields,
+    )
+    return CrmUpdate(
+        case_id=record.case_id,
+        status=CrmStatus.INVALID_DATA,
+        failure=failure,
+        field_errors=fields,
+    )
+
+
 def intake_case(
     record: CrmCaseRecord,
     *,
@@ -98,8 +134,13 @@ def intake_case(
     crm: CrmClient,
     artifacts: ArtifactStore,
     actor: str,
+    oem: str | None = None,
 ) -> dict[str, Any]:
-    """Validate one CRM record and either enqueue it or send it back; returns its table row."""
+    """Validate one CRM record and either enqueue it or send it back; returns its table row.
+
+    `oem` is the partition reading the record: a record filed under another OEM key (a
+    near-miss of it) goes back as invalid data on `oem`.
+    """
     row: dict[str, Any] = {
         "case_id": record.case_id,
         "sequence": record.sequence,
@@ -110,25 +151,17 @@ def intake_case(
         "crm_status": None,
         "field_errors": "",
     }
+    case, fields = None, identity_errors(record, oem)
     try:
         case = validate_case(record.raw)
     except CaseValidationError as err:
-        fields = err.as_dict()
-        failure = FailureObject.of(
-            ReasonCode.CASE_INVALID,
-            str(err),
-            case_id=record.case_id,
-            oem=record.oem,
-            field_errors=fields,
+        fields = {**err.as_dict(), **fields}
+    if case is None or fields:
+        listed = "; ".join(f"{k}: {v}" for k, v in fields.items())
+        row.update(valid=False, field_errors=listed)
+        row["crm_status"] = _write(
+            crm, _invalid(record, fields, f"case {record.case_id!r} is invalid: {listed}")
         )
-        update = CrmUpdate(
-            case_id=record.case_id,
-            status=CrmStatus.INVALID_DATA,
-            failure=failure,
-            field_errors=fields,
-        )
-        row.update(valid=False, field_errors="; ".join(f"{k}: {v}" for k, v in fields.items()))
-        row["crm_status"] = _write(crm, update)
         return row
 
     result = store.enqueue(case, actor=actor)
@@ -183,7 +216,9 @@ def crm_cases(
             break
         for record in page.records:
             rows.append(
-                intake_case(record, store=store, crm=client, artifacts=evidence, actor=actor)
+                intake_case(
+                    record, store=store, crm=client, artifacts=evidence, actor=actor, oem=oem
+                )
             )
         cursor = page.next_cursor
 
