@@ -2,9 +2,10 @@
 
 Scheduling only enqueues: the workers pull the work itself from the queue. Invalid cases go
 straight back to the CRM as invalid data with field-level messages; valid ones become jobs,
-idempotently, and their CRM record reads "in progress". The cursor is kept in this asset's own
-materialization metadata (`crm_cursor`), so it survives restarts and moves only when a
-materialization succeeds.
+idempotently, and their CRM record reads "in progress". A case that changed since intake read
+it comes through the feed again and is re-validated; `crm_revisions` decides what the change
+means for its job. The cursor is kept in this asset's own materialization metadata
+(`crm_cursor`), so it survives restarts and moves only when a materialization succeeds.
 """
 
 from typing import Any
@@ -24,6 +25,14 @@ from pydantic import Field
 
 from submissions_pipeline.artifacts import ArtifactStore
 from submissions_pipeline.assets.crm_outcomes import in_progress_update, outcome_update
+from submissions_pipeline.assets.crm_revisions import (
+    FLAGGED,
+    REVISED,
+    WITHDRAWN,
+    flag_changed,
+    take_invalid_revision,
+    take_valid_revision,
+)
 from submissions_pipeline.assets.job_metrics import markdown_table
 from submissions_pipeline.assets.partitions import BACKFILL_TAG, oem_partitions, run_actor
 from submissions_pipeline.crm import CrmCaseRecord, CrmClient, CrmConflict, CrmStatus, CrmUpdate
@@ -112,6 +121,8 @@ def identity_errors(record: CrmCaseRecord, oem: str | None = None) -> dict[str, 
 
 
 def _invalid(record: CrmCaseRecord, fields: dict[str, str], message: str) -> CrmUpdate:
+    """The invalid-data write-back; it answers for the revision read, so the case leaves the
+    feed until it is entered again."""
     failure = FailureObject.of(
         ReasonCode.CASE_INVALID,
         message,
@@ -124,6 +135,7 @@ def _invalid(record: CrmCaseRecord, fields: dict[str, str], message: str) -> Crm
         status=CrmStatus.INVALID_DATA,
         failure=failure,
         field_errors=fields,
+        revision=record.revision,
     )
 
 
@@ -139,7 +151,8 @@ def intake_case(
     """Validate one CRM record and either enqueue it or send it back; returns its table row.
 
     `oem` is the partition reading the record: a record filed under another OEM key (a
-    near-miss of it) goes back as invalid data on `oem`.
+    near-miss of it) goes back as invalid data on `oem`. A changed record (a new revision) may
+    replace its job's version, withdraw the job, or be flagged for a person instead.
     """
     row: dict[str, Any] = {
         "case_id": record.case_id,
@@ -150,6 +163,7 @@ def intake_case(
         "created": False,
         "crm_status": None,
         "field_errors": "",
+        "revision_note": REVISED if record.changed else None,
     }
     case, fields = None, identity_errors(record, oem)
     try:
@@ -159,18 +173,33 @@ def intake_case(
     if case is None or fields:
         listed = "; ".join(f"{k}: {v}" for k, v in fields.items())
         row.update(valid=False, field_errors=listed)
+        if record.changed and (
+            taken := take_invalid_revision(
+                record, fields, store=store, crm=crm, artifacts=artifacts, actor=actor
+            )
+        ):
+            return {**row, **taken}
         row["crm_status"] = _write(
             crm, _invalid(record, fields, f"case {record.case_id!r} is invalid: {listed}")
         )
         return row
 
+    if record.changed and (
+        taken := take_valid_revision(record, case, store=store, crm=crm, actor=actor)
+    ):
+        return {**row, **taken}
     result = store.enqueue(case, actor=actor)
     job = store.get(result.job_id)
     row.update(job_id=job.job_id, job_state=job.state.value, created=result.created)
+    if record.changed and job.idempotency_key != case.idempotency_key():
+        # The job of an earlier version stood after all (it moved on meanwhile): flag the case
+        # rather than report the earlier version's progress as this one's.
+        return {**row, **flag_changed(crm, record, job, case)}
     # A case that comes back after its job finished (a reset test record, a re-sent case) is
     # never submitted again: the CRM gets the finished job's outcome instead.
     update = outcome_update(job, artifacts) if job.state in TERMINAL_STATES else None
-    row["crm_status"] = _write(crm, update or in_progress_update(job))
+    update = (update or in_progress_update(job)).model_copy(update={"revision": record.revision})
+    row["crm_status"] = _write(crm, update)
     return row
 
 
@@ -237,6 +266,7 @@ def crm_cases(
             "created",
             "crm_status",
             "field_errors",
+            "revision_note",
         ],
     )
     stats = store.stats(oem=oem)
@@ -255,13 +285,24 @@ def crm_cases(
             "invalid": len(df) - valid,
             "enqueued": int(df["created"].sum()) if len(df) else 0,
             "already_known": int((df["valid"] & ~df["created"]).sum()) if len(df) else 0,
+            "revised": int((df["revision_note"] == REVISED).sum()),
+            "withdrawn": int((df["revision_note"] == WITHDRAWN).sum()),
+            "changed_after_submission": int((df["revision_note"] == FLAGGED).sum()),
             "redriven": len(redriven),
             "due_now": stats.due_now,
             "oldest_due_age_s": float(stats.oldest_due_age_s or 0.0),
             "dagster/row_count": len(df),
             "cases": markdown_table(
                 df.to_dict("records"),
-                ["case_id", "valid", "job_state", "created", "crm_status", "field_errors"],
+                [
+                    "case_id",
+                    "valid",
+                    "job_state",
+                    "created",
+                    "crm_status",
+                    "field_errors",
+                    "revision_note",
+                ],
             ),
         },
     )

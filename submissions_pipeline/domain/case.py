@@ -125,6 +125,15 @@ class Case(BaseModel):
         )
         return hashlib.sha256(body.encode()).hexdigest()
 
+    def changed_fields(self, other: Case) -> list[str]:
+        """The fields (payload ones as `payload.<name>`) whose values differ in `other`."""
+        mine, theirs = self.model_dump(mode="json"), other.model_dump(mode="json")
+        out = [k for k in mine if k != "payload" and mine[k] != theirs[k]]
+        out += [
+            f"payload.{k}" for k in mine["payload"] if mine["payload"][k] != theirs["payload"][k]
+        ]
+        return out
+
 
 class FieldError(BaseModel):
     """One problem with one field, phrased for the person who fixes the case in the CRM."""
