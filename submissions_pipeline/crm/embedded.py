@@ -3,7 +3,11 @@
 It stands in for a vendor CRM on the embedded default and in tests, with the same contract:
 a cursor feed of new (and changed) cases, idempotent write-backs, and an append-only activity
 log. Every compare-and-write happens in one transaction with the case row locked, so concurrent
-writers of the same update record it once.
+writers of the same update record it once. Every operation re-runs itself when its database
+connection drops (`reconnecting`, as the job store's do): each is one transaction, rolled back
+with the connection, and safe to run again after a commit whose acknowledgement was lost,
+because every write compares first (an existing case, a write-back already applied, a test
+record already reset, change nothing the second time).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from submissions_pipeline.crm.schema import crm_activity, crm_cases
 from submissions_pipeline.domain.clock import Clock, utcnow
 from submissions_pipeline.store import migrate
 from submissions_pipeline.store.engine import make_engine
+from submissions_pipeline.store.reconnect import reconnecting
 
 #: PostgreSQL advisory lock serialising sequence hand-out (any constant unique to this use).
 _FEED_LOCK_KEY = 0x43524D_FEED  # "CRM" + FEED
@@ -116,6 +121,7 @@ class EmbeddedCrm(CrmClient):
         self.engine.dispose()
 
     # ---------------------------------------------------------------- cases in
+    @reconnecting
     def add_case(self, raw: dict[str, Any]) -> str:
         """Insert a raw case as a person would enter it (it may be invalid); returns its id.
 
@@ -159,6 +165,7 @@ class EmbeddedCrm(CrmClient):
                     raise
         return case_id
 
+    @reconnecting
     def reset_test_record(self, case_id: str) -> CrmCaseRecord:
         """Put a test record back to new at the end of the feed, so the next read sees it again.
 
@@ -192,6 +199,7 @@ class EmbeddedCrm(CrmClient):
             return self._apply(conn, current, values, "test_record_reset", _AUTOMATION, now)
 
     # ---------------------------------------------------------------- CrmClient
+    @reconnecting
     def list_new_cases(self, oem: str, cursor: str | None, limit: int = 500) -> CasePage:
         """Cases of one OEM in status new or changed, strictly after `cursor`, in feed order.
 
@@ -215,6 +223,7 @@ class EmbeddedCrm(CrmClient):
             records = [_row_to_record(r) for r in conn.execute(q)]
         return CasePage(records=records, next_cursor=records[-1].cursor if records else cursor)
 
+    @reconnecting
     def get_case(self, case_id: str) -> CrmCaseRecord:
         """One case by id; raises CaseNotFound."""
         with self.engine.connect() as conn:
@@ -223,6 +232,7 @@ class EmbeddedCrm(CrmClient):
             raise CaseNotFound(case_id)
         return _row_to_record(row)
 
+    @reconnecting
     def list_cases(
         self, *, oem: str | None = None, status: CrmStatus | None = None
     ) -> list[CrmCaseRecord]:
@@ -235,8 +245,10 @@ class EmbeddedCrm(CrmClient):
         with self.engine.connect() as conn:
             return [_row_to_record(r) for r in conn.execute(q)]
 
+    @reconnecting
     def write_back(self, update: CrmUpdate) -> bool:
-        """Write the pipeline's outcome to the case; True when something changed.
+        """Write the pipeline's outcome to the case; True when something changed (False too
+        when a re-run after a lost commit acknowledgement finds it written already).
 
         Compare and write happen in one transaction with the row locked, so the same update
         from several writers at once changes the case and logs an activity row exactly once.
@@ -270,6 +282,7 @@ class EmbeddedCrm(CrmClient):
                 values["changed"] = False
             return self._apply(conn, current, values, "write_back", _AUTOMATION, now) is not None
 
+    @reconnecting
     def flag_changed_after_submission(self, case_id: str, flag: ChangedAfterSubmission) -> bool:
         """Record that a revision arrived after the case was (or may have been) submitted.
 
@@ -290,6 +303,7 @@ class EmbeddedCrm(CrmClient):
             )
             return applied is not None
 
+    @reconnecting
     def record_human_submission(self, case_id: str, reference: str, by: str) -> bool:
         """Record that a person submitted the case by hand; True when something changed.
 
@@ -320,6 +334,7 @@ class EmbeddedCrm(CrmClient):
                 )
             return self._apply(conn, current, values, "human_submission", by, now) is not None
 
+    @reconnecting
     def history(self, case_id: str) -> list[CrmActivity]:
         """The case's activity log, oldest first."""
         q = (
