@@ -6,8 +6,15 @@ idempotently, and their CRM record reads "in progress". A case that changed sinc
 it comes through the feed again and is re-validated; `crm_revisions` decides what the change
 means for its job. The cursor is kept in this asset's own materialization metadata
 (`crm_cursor`), so it survives restarts and moves only when a materialization succeeds.
+
+Cases filed under an OEM key no partition reads are never left behind silently: a near miss of
+a registered key (`Northwind`, `northwind `) goes back to the CRM as invalid data on `oem` from
+that OEM's partition, and every materialization lists the cases of OEMs that are not registered
+at all (`unknown_oems`), which the `unknown_oems` check turns into a warning.
 """
 
+import unicodedata
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pandas as pd
@@ -45,6 +52,7 @@ from submissions_pipeline.domain import (
     SubmissionState,
     validate_case,
 )
+from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import ArtifactStoreResource, CrmResource, JobStoreResource
 from submissions_pipeline.store import JobStore, StaleState
 
@@ -203,6 +211,46 @@ def intake_case(
     return row
 
 
+def registered_key_for(key: str, registered: Collection[str]) -> str | None:
+    """The registered OEM key that `key` misses only by letter case, whitespace or Unicode
+    compatibility form (`Northwind`, ` northwind`, fullwidth letters), or None."""
+    folded = "".join(unicodedata.normalize("NFKC", key).casefold().split())
+    return folded if folded != key and folded in registered else None
+
+
+def unrouted_oems(
+    crm: CrmClient, registered: Collection[str]
+) -> tuple[dict[str, str], dict[str, int]]:
+    """The OEM keys of cases no partition reads: near misses (key -> the registered key they
+    miss) and unknown OEMs (key -> cases waiting)."""
+    near: dict[str, str] = {}
+    unknown: dict[str, int] = {}
+    for key, count in crm.count_unrouted_cases(registered).items():
+        target = registered_key_for(key, registered)
+        if target is None:
+            unknown[key] = count
+        else:
+            near[key] = target
+    return near, unknown
+
+
+def read_feed(
+    crm: CrmClient,
+    oem_key: str,
+    cursor: str | None,
+    page_size: int,
+    handle: Callable[[CrmCaseRecord], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Hand every case of one feed after `cursor` to `handle`; (its rows, the cursor reached)."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        page = crm.list_new_cases(oem_key, cursor, limit=page_size)
+        if not page.records:
+            return rows, cursor
+        rows += [handle(record) for record in page.records]
+        cursor = page.next_cursor
+
+
 def redrive_retryable(store: JobStore, oem: str, actor: str) -> list[str]:
     """Re-queue the OEM's dead letters whose failure may have passed; returns their job ids."""
     redriven = []
@@ -221,8 +269,9 @@ def redrive_retryable(store: JobStore, oem: str, actor: str) -> list[str]:
     partitions_def=oem_partitions,
     group_name="submissions",
     kinds={"pandas"},
-    description="New CRM cases of one OEM since the last cursor: validated, enqueued as jobs "
-    "(idempotent), invalid ones returned to the CRM with field-level messages.",
+    description="New and changed CRM cases of one OEM since the last cursor: validated, "
+    "enqueued as jobs (idempotent) or revised, invalid ones returned to the CRM with field-level "
+    "messages; cases filed under an OEM key nobody reads are returned or listed.",
 )
 def crm_cases(
     context: AssetExecutionContext,
@@ -238,18 +287,23 @@ def crm_cases(
         None if config.from_start else last_crm_cursor(context.instance, context.asset_key, oem)
     )
 
-    rows: list[dict[str, Any]] = []
-    while True:
-        page = client.list_new_cases(oem, cursor, limit=config.page_size)
-        if not page.records:
-            break
-        for record in page.records:
-            rows.append(
-                intake_case(
-                    record, store=store, crm=client, artifacts=evidence, actor=actor, oem=oem
-                )
-            )
-        cursor = page.next_cursor
+    def intake(record: CrmCaseRecord) -> dict[str, Any]:
+        return intake_case(
+            record, store=store, crm=client, artifacts=evidence, actor=actor, oem=oem
+        )
+
+    rows, cursor = read_feed(client, oem, cursor, config.page_size, intake)
+    # Near misses of this OEM's key leave their feed once answered: read it from the start.
+    near, unknown = unrouted_oems(client, oem_registry().oem_keys())
+    misfiled: list[dict[str, Any]] = []
+    for key in sorted(k for k, target in near.items() if target == oem):
+        misfiled += read_feed(client, key, None, config.page_size, intake)[0]
+    rows += misfiled
+    if unknown:
+        context.log.warning(
+            f"{sum(unknown.values())} CRM cases wait for OEMs that are not registered, so no "
+            f"run reads them: {unknown}"
+        )
 
     redriven: list[str] = []
     if config.redrive_dead_letters or context.run.tags.get(BACKFILL_TAG):
@@ -288,6 +342,9 @@ def crm_cases(
             "revised": int((df["revision_note"] == REVISED).sum()),
             "withdrawn": int((df["revision_note"] == WITHDRAWN).sum()),
             "changed_after_submission": int((df["revision_note"] == FLAGGED).sum()),
+            "misfiled_oem": len(misfiled),
+            "unknown_oems": MetadataValue.json(unknown),
+            "unknown_oem_cases": sum(unknown.values()),
             "redriven": len(redriven),
             "due_now": stats.due_now,
             "oldest_due_age_s": float(stats.oldest_due_age_s or 0.0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -170,6 +171,11 @@ class CrmClient(ABC):
     def list_new_cases(self, oem: str, cursor: str | None, limit: int = 500) -> CasePage:
         """Cases of one OEM in status new or changed since intake read them, strictly after
         `cursor`, in feed order (a new revision moves a case to the end of the feed)."""
+
+    @abstractmethod
+    def count_unrouted_cases(self, oems: Collection[str]) -> dict[str, int]:
+        """Cases waiting in the feed (new or changed) whose OEM key is none of `oems`, counted
+        by their exact key: the cases no per-OEM read of the feed will ever return."""
 
     @abstractmethod
     def get_case(self, case_id: str) -> CrmCaseRecord:

@@ -13,7 +13,7 @@ record already reset, change nothing the second time).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +44,9 @@ from submissions_pipeline.store.reconnect import reconnecting
 _FEED_LOCK_KEY = 0x43524D_FEED  # "CRM" + FEED
 
 _AUTOMATION = "automation"
+
+#: A case the feed hands out: new, or changed since intake last answered for it.
+_IN_FEED = or_(crm_cases.c.status == CrmStatus.NEW.value, crm_cases.c.changed.is_(True))
 #: Who enters and revises cases in the activity log.
 _CRM = "crm"
 
@@ -213,7 +216,7 @@ class EmbeddedCrm(CrmClient):
             select(crm_cases)
             .where(
                 crm_cases.c.oem == oem,
-                or_(crm_cases.c.status == CrmStatus.NEW.value, crm_cases.c.changed.is_(True)),
+                _IN_FEED,
                 crm_cases.c.sequence > after,
             )
             .order_by(crm_cases.c.sequence)
@@ -222,6 +225,21 @@ class EmbeddedCrm(CrmClient):
         with self.engine.connect() as conn:
             records = [_row_to_record(r) for r in conn.execute(q)]
         return CasePage(records=records, next_cursor=records[-1].cursor if records else cursor)
+
+    @reconnecting
+    def count_unrouted_cases(self, oems: Collection[str]) -> dict[str, int]:
+        """Cases waiting in the feed whose OEM key is none of `oems`, by exact key."""
+        q = (
+            select(crm_cases.c.oem, func.count())
+            .where(
+                _IN_FEED,
+                crm_cases.c.oem.not_in(list(oems)),
+            )
+            .group_by(crm_cases.c.oem)
+            .order_by(crm_cases.c.oem)
+        )
+        with self.engine.connect() as conn:
+            return {oem: count for oem, count in conn.execute(q)}
 
     @reconnecting
     def get_case(self, case_id: str) -> CrmCaseRecord:

@@ -24,7 +24,7 @@ from submissions_pipeline.domain import (
     validate_case,
 )
 from submissions_pipeline.store import JobStore
-from submissions_pipeline_tests.factories import case_record
+from submissions_pipeline_tests.factories import VALID_VINS, case_record
 
 
 def _read_all(crm: EmbeddedCrm, oem: str, cursor: str | None, limit: int = 500):
@@ -284,3 +284,30 @@ def test_unknown_cases_are_reported_as_such(crm: EmbeddedCrm):
     with pytest.raises(CaseNotFound):
         crm.record_human_submission("NOPE", "R-1", by="m.jensen")
     assert crm.history("NOPE") == []
+
+
+def test_cases_no_registered_oem_reads_are_counted_by_their_exact_key(crm: EmbeddedCrm):
+    for n, oem in enumerate(
+        ["northwind", "Northwind", "Northwind", " northwind", "zephyr", "aurora"], start=1
+    ):
+        crm.add_case(case_record(n, oem=oem))
+    crm.write_back(CrmUpdate(case_id="CASE-00005", status=CrmStatus.FAILED))  # answered
+
+    assert crm.count_unrouted_cases(["aurora", "kestrel", "northwind"]) == {
+        " northwind": 1,
+        "Northwind": 2,
+    }
+    crm.add_case(case_record(5, oem="zephyr", vin=VALID_VINS[4]))  # changed: waiting again
+    assert crm.count_unrouted_cases(["northwind"]) == {
+        " northwind": 1,
+        "Northwind": 2,
+        "aurora": 1,
+        "zephyr": 1,
+    }
+    assert crm.count_unrouted_cases([]) == {
+        " northwind": 1,
+        "Northwind": 2,
+        "aurora": 1,
+        "northwind": 1,
+        "zephyr": 1,
+    }
