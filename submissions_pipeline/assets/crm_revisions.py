@@ -78,7 +78,12 @@ def _flag(
     return {
         "job_id": job.job_id if job else record.job_id,
         "job_state": job.state.value if job else None,
-        "crm_status": CrmStatus.NEEDS_ATTENTION.value,
+        # A case a person submitted keeps its status; the flag stands beside it.
+        "crm_status": (
+            record.status
+            if record.status is CrmStatus.HUMAN_SUBMITTED
+            else CrmStatus.NEEDS_ATTENTION
+        ).value,
         "revision_note": FLAGGED,
     }
 

@@ -190,7 +190,7 @@ class EmbeddedCrm(CrmClient):
                 "field_errors": {},
                 "submitted_by_automation": False,
                 "submitted_by": None,
-                "changed": False,
+                # A pending revision stays pending: intake still owes it an answer.
                 "changed_after_submission": None,
             }
             last = conn.execute(select(func.max(crm_cases.c.sequence))).scalar()

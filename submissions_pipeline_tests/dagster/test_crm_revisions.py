@@ -170,7 +170,10 @@ def test_a_case_a_person_submitted_by_hand_is_flagged_not_submitted(intake: Inta
 
     [row] = intake.run()
 
-    assert row["revision_note"] == "changed after submission"
+    assert (row["revision_note"], row["crm_status"]) == (
+        "changed after submission",
+        "human_submitted",
+    )
     assert intake.store.list_jobs() == []
     case = intake.crm.get_case("CASE-00001")
     assert case.status is CrmStatus.HUMAN_SUBMITTED
