@@ -1,5 +1,5 @@
 """Asset checks: evidence completeness (blocking), the release gate, soak, error budget, queue
-age and orphaned jobs, each evaluated per OEM partition."""
+age, orphaned jobs and cases for unknown OEMs, each evaluated per OEM partition."""
 
 import warnings
 
@@ -10,6 +10,7 @@ from dagster import PreviewWarning
 # runs before any check module below is imported.
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*AssetCheckSpec.*")
 
+from submissions_pipeline.checks.crm_feed import unknown_oems  # noqa: E402
 from submissions_pipeline.checks.evidence import evidence_completeness  # noqa: E402
 from submissions_pipeline.checks.queue_health import (  # noqa: E402
     error_budget,
@@ -26,6 +27,7 @@ ALL_CHECKS = [
     error_budget,
     queue_age,
     zero_orphaned_jobs,
+    unknown_oems,
 ]
 
 __all__ = [
@@ -35,5 +37,6 @@ __all__ = [
     "queue_age",
     "release_gate",
     "soak",
+    "unknown_oems",
     "zero_orphaned_jobs",
 ]

@@ -3,6 +3,7 @@
 from submissions_pipeline.crm.base import (
     CaseNotFound,
     CasePage,
+    ChangedAfterSubmission,
     CrmActivity,
     CrmCaseRecord,
     CrmClient,
@@ -28,6 +29,7 @@ __all__ = [
     "SANDBOX_OEMS",
     "CaseNotFound",
     "CasePage",
+    "ChangedAfterSubmission",
     "CrmActivity",
     "CrmCaseRecord",
     "CrmClient",

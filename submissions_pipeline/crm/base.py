@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -20,7 +21,8 @@ class CrmStatus(StrEnum):
     SUBMITTED = "submitted"
     INVALID_DATA = "invalid_data"  # a human must fix the case; field_errors say where
     FAILED = "failed"
-    NEEDS_ATTENTION = "needs_attention"  # dead-lettered: ops must look before anything else
+    # Dead-lettered, or changed after it was submitted: a person must look before anything else.
+    NEEDS_ATTENTION = "needs_attention"
     NEEDS_REVIEW = "needs_review"  # may be on the portal: a person checks it before anything else
     HUMAN_SUBMITTED = "human_submitted"
 
@@ -57,6 +59,22 @@ class CrmConflict(CrmError):
     """The update contradicts what a human already recorded (e.g. a case submitted by hand)."""
 
 
+class ChangedAfterSubmission(BaseModel):
+    """A new version of a case that arrived once its claim was, or may have been, submitted.
+
+    The portal holds (or may hold) the earlier version and the pipeline never submits a case
+    twice, so a person must amend or withdraw the claim on the portal.
+    """
+
+    revision: int = Field(description="The case revision that arrived too late.")
+    job_id: str | None = Field(description="The job that submitted (or may have) the case.")
+    job_state: str | None = None
+    message: str
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="field -> what the portal has instead"
+    )
+
+
 class CrmCaseRecord(BaseModel):
     """A case as the CRM holds it: the raw, possibly invalid record plus the CRM's own fields.
 
@@ -79,6 +97,11 @@ class CrmCaseRecord(BaseModel):
     submitted_by: str | None = None
     created_at: datetime
     updated_at: datetime
+    revision: int = Field(1, description="1 as first entered; +1 per change of content.")
+    changed: bool = Field(
+        False, description="A newer revision waits for intake: the case is in the feed again."
+    )
+    changed_after_submission: ChangedAfterSubmission | None = None
 
     @property
     def test_record(self) -> bool:
@@ -112,6 +135,12 @@ class CrmUpdate(BaseModel):
         default_factory=dict, description="field -> message, for invalid data"
     )
     submitted_by_automation: bool = False
+    revision: int | None = Field(
+        None,
+        description="The case revision intake decided this on; answering the newest one takes "
+        "the case out of the feed. Outcome write-backs leave it unset, so they never answer "
+        "for a revision intake has not read.",
+    )
 
     @model_validator(mode="after")
     def _automation_status(self) -> CrmUpdate:
@@ -125,7 +154,10 @@ class CrmActivity(BaseModel):
 
     activity_id: int
     case_id: str
-    kind: str = Field(description="write_back, human_submission or test_record_reset")
+    kind: str = Field(
+        description="case_revised, write_back, changed_after_submission, human_submission or "
+        "test_record_reset"
+    )
     actor: str
     job_id: str | None = None
     status: CrmStatus = Field(description="The case's status after this change.")
@@ -138,7 +170,13 @@ class CrmClient(ABC):
 
     @abstractmethod
     def list_new_cases(self, oem: str, cursor: str | None, limit: int = 500) -> CasePage:
-        """Cases of one OEM in status new, strictly after `cursor`, in feed order."""
+        """Cases of one OEM in status new or changed since intake read them, strictly after
+        `cursor`, in feed order (a new revision moves a case to the end of the feed)."""
+
+    @abstractmethod
+    def count_unrouted_cases(self, oems: Collection[str]) -> dict[str, int]:
+        """Cases waiting in the feed (new or changed) whose OEM key is none of `oems`, counted
+        by their exact key: the cases no per-OEM read of the feed will ever return."""
 
     @abstractmethod
     def get_case(self, case_id: str) -> CrmCaseRecord:
@@ -152,8 +190,18 @@ class CrmClient(ABC):
         """
 
     @abstractmethod
+    def flag_changed_after_submission(self, case_id: str, flag: ChangedAfterSubmission) -> bool:
+        """Record that a revision arrived after the case was (or may have been) submitted.
+
+        The case reads needs attention until a person records what they did about it, whatever
+        later outcomes are written back; answers for `flag.revision`. True when something
+        changed.
+        """
+
+    @abstractmethod
     def record_human_submission(self, case_id: str, reference: str, by: str) -> bool:
-        """Record that a person submitted the case by hand; True when something changed."""
+        """Record that a person submitted the case by hand, or settled on the portal a case that
+        changed after submission; True when something changed."""
 
     @abstractmethod
     def history(self, case_id: str) -> list[CrmActivity]:

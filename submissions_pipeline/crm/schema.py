@@ -1,4 +1,5 @@
-"""Table definitions of the embedded CRM (migration 0002 creates them in the project database).
+"""Table definitions of the embedded CRM (migrations 0002 and 0003 create them in the project
+database).
 
 They join the job store's metadata so that Alembic sees one schema for the one database.
 """
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from submissions_pipeline.store.schema import metadata
@@ -41,8 +43,17 @@ crm_cases = Table(
     Column("submitted_by", String(128), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # How many times the case was entered with different content (1: as first entered), and
+    # whether the newest revision still waits for intake: a changed case is in the feed again
+    # whatever its status, until intake answers for that revision.
+    Column("revision", Integer, nullable=False, server_default="1"),
+    Column("changed", Boolean, nullable=False, server_default=false()),
+    # Set when a revision arrived after the case was (or may have been) submitted: the portal
+    # holds an earlier version and a human must reconcile them.
+    Column("changed_after_submission", JSON, nullable=True),
     Index("ix_crm_cases_sequence", "sequence", unique=True),
     Index("ix_crm_cases_feed", "oem", "status", "sequence"),
+    Index("ix_crm_cases_changed", "oem", "changed", "sequence"),
 )
 
 crm_activity = Table(

@@ -3,7 +3,7 @@
 Mostly valid claims, a few invalid ones a human must fix (each wrong in exactly one field),
 some redaction-sensitive or prioritised, and 2-3 toggleable test records per OEM. Generation
 is deterministic for a seed and a day; seeding again adds nothing, because case ids depend
-only on the OEM and the position.
+only on the OEM and the position and only missing ids are added.
 """
 
 from __future__ import annotations
@@ -335,9 +335,13 @@ def seed_demo_cases(
     invalid_fields: dict[str, str] = {}
     for oem in oems:
         cases = build_demo_cases(oem, per_oem, seed, today)
-        before = len(crm.list_cases(oem=oem))
+        existing = {c.case_id for c in crm.list_cases(oem=oem)}
+        before = len(existing)
         for c in cases:
-            crm.add_case(c.raw)
+            # Only missing cases: another day's generation differs (repair dates), and adding
+            # an existing id with other content would revise a case already on its way.
+            if c.raw["case_id"] not in existing:
+                crm.add_case(c.raw)
             if c.invalid_field is not None:
                 invalid_fields[c.raw["case_id"]] = c.invalid_field
         raws = [c.raw for c in cases]

@@ -4,12 +4,43 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
+import unicodedata
 from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _VIN_CHARS = set("ABCDEFGHJKLMNPRSTUVWXYZ0123456789")  # ISO 3779: no I, O or Q
+_CASE_ID_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
+_OEM_KEY_CHARS = frozenset(string.ascii_lowercase + string.digits + "_")
+_UPPER = frozenset(string.ascii_uppercase)
+
+
+def _key_problem(value: str, allowed: frozenset[str], what: str) -> str | None:
+    """Why `value` cannot be used as-is as a key (a case id, an OEM key), or None.
+
+    Keys are never trimmed or rewritten: the CRM files a case under the exact text, so a key
+    the pipeline normalised would name a different CRM record (or none), and two records that
+    differ only in whitespace, control characters or Unicode form would become one job and one
+    claim. Such a key is refused instead, with a message that says what is wrong with it.
+    """
+    if value != value.strip():
+        return f"has leading or trailing whitespace ({value!r}); {what} is used exactly as entered"
+    odd = [c for c in value if c.isspace() or unicodedata.category(c).startswith("C")]
+    if odd:
+        return f"contains whitespace or control characters ({odd[0]!r} in {value!r})"
+    if not value.isascii():
+        shown = unicodedata.normalize("NFKC", value)
+        hint = f", which reads like {shown!r}" if shown != value and shown.isascii() else ""
+        return (
+            f"contains characters outside {what}'s alphabet ({value!a}{hint}); look-alike and "
+            "differently encoded letters would make it a different key"
+        )
+    bad = sorted(set(value) - allowed)
+    if bad:
+        return f"contains characters not allowed in {what}: {''.join(bad)!r}"
+    return None
 
 
 class SubmissionPayload(BaseModel):
@@ -40,6 +71,32 @@ class Case(BaseModel):
     redaction_sensitive: bool = False
     test_record: bool = False
 
+    @field_validator("case_id", mode="before")
+    @classmethod
+    def _case_id(cls, v: Any) -> Any:
+        # Checked before the model-wide whitespace stripping could rewrite the key.
+        if not isinstance(v, str):
+            return v
+        problem = _key_problem(v, _CASE_ID_CHARS, "a case id")
+        if problem is None and v and not v[0].isalnum():
+            problem = f"must start with a letter or a digit ({v!r})"
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("oem", mode="before")
+    @classmethod
+    def _oem(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        # Upper case passes the alphabet check so that its own, clearer message can say so.
+        problem = _key_problem(v, _OEM_KEY_CHARS | _UPPER, "an OEM key")
+        if problem is None and v != v.lower():
+            problem = f"OEM keys are lower case: {v!r} is not the key {v.lower()!r}"
+        if problem:
+            raise ValueError(problem)
+        return v
+
     @field_validator("vin", mode="before")
     @classmethod
     def _vin(cls, v: Any) -> str:
@@ -67,6 +124,15 @@ class Case(BaseModel):
             separators=(",", ":"),
         )
         return hashlib.sha256(body.encode()).hexdigest()
+
+    def changed_fields(self, other: Case) -> list[str]:
+        """The fields (payload ones as `payload.<name>`) whose values differ in `other`."""
+        mine, theirs = self.model_dump(mode="json"), other.model_dump(mode="json")
+        out = [k for k in mine if k != "payload" and mine[k] != theirs[k]]
+        out += [
+            f"payload.{k}" for k in mine["payload"] if mine["payload"][k] != theirs["payload"][k]
+        ]
+        return out
 
 
 class FieldError(BaseModel):

@@ -79,7 +79,7 @@ class JobEvent(BaseModel):
 
     event_id: int
     job_id: str
-    kind: str  # "transition" or "milestone"
+    kind: str  # "transition", "milestone" or "revision" (a new version of the case)
     from_state: SubmissionState | None
     to_state: SubmissionState
     actor: str

@@ -514,3 +514,40 @@ class JobStore(JobReads, OperatorActions, JobWrites):
         ]
         with self.engine.begin() as conn:
             conn.execute(insert(job_steps), rows)
+
+    # ---------------------------------------------------------------- case revisions
+    @reconnecting
+    def revise_case(self, case: Case, *, actor: str, now: datetime | None = None) -> Job | None:
+        """Give the job standing for a case the case's new version, while it may still change.
+
+        A compare-and-set under the row lock that appends a `revision` event, like every change.
+        Returns None when no job stands for the case (enqueue it: the new version is new work);
+        the job carrying the new version when it was replaced (or already carried it); and the
+        job unchanged when it is leased, reached the submit click, or may be on the portal: the
+        caller must flag that case for a human, never resubmit it. Safe to re-run: a second run
+        finds the new version in place.
+        """
+        from submissions_pipeline.store.revisions import may_take, revision_values, standing_job
+
+        now = now or self.clock()
+        key = case.idempotency_key()
+        with self.engine.begin() as conn:
+            job = standing_job(conn, case.case_id)
+            if job is None or job.idempotency_key == key or not may_take(conn, job, case):
+                return job
+            revised = self._cas(conn, job, revision_values(case, now))
+            self._event(
+                conn,
+                job.job_id,
+                "revision",
+                job.state,
+                job.state,
+                actor,
+                now,
+                detail={
+                    "from_key": job.idempotency_key,
+                    "to_key": key,
+                    "fields": job.case().changed_fields(case),
+                },
+            )
+            return revised

@@ -24,7 +24,7 @@ from submissions_pipeline.domain import (
     validate_case,
 )
 from submissions_pipeline.store import JobStore
-from submissions_pipeline_tests.factories import case_record
+from submissions_pipeline_tests.factories import VALID_VINS, case_record
 
 
 def _read_all(crm: EmbeddedCrm, oem: str, cursor: str | None, limit: int = 500):
@@ -89,19 +89,19 @@ def test_an_empty_page_keeps_the_cursor_and_a_foreign_cursor_is_refused(crm: Emb
         crm.list_new_cases("northwind", "2026-11-26T02:00:00Z")
 
 
-def test_invalid_records_are_held_as_entered_and_readding_a_case_changes_nothing(
+def test_invalid_records_are_held_as_entered_and_readding_the_same_case_changes_nothing(
     crm: EmbeddedCrm,
 ):
     raw = case_record(1, dealer_id="dealer 12")
     del raw["vin"]
     assert crm.add_case(raw) == "CASE-00001"
     first = crm.get_case("CASE-00001")
-    assert first.raw == raw
+    assert first.raw == raw and first.revision == 1 and not first.changed
 
-    assert crm.add_case({**raw, "dealer_id": "D1001"}) == "CASE-00001"
+    assert crm.add_case(dict(reversed(raw.items()))) == "CASE-00001"  # same content
     again = crm.get_case("CASE-00001")
-    assert again.raw == raw and again.sequence == first.sequence
-    assert len(crm.list_cases()) == 1
+    assert again == first
+    assert len(crm.list_cases()) == 1 and crm.history("CASE-00001") == []
 
     with pytest.raises(CaseValidationError) as err:
         validate_case(again.raw)
@@ -284,3 +284,30 @@ def test_unknown_cases_are_reported_as_such(crm: EmbeddedCrm):
     with pytest.raises(CaseNotFound):
         crm.record_human_submission("NOPE", "R-1", by="m.jensen")
     assert crm.history("NOPE") == []
+
+
+def test_cases_no_registered_oem_reads_are_counted_by_their_exact_key(crm: EmbeddedCrm):
+    for n, oem in enumerate(
+        ["northwind", "Northwind", "Northwind", " northwind", "zephyr", "aurora"], start=1
+    ):
+        crm.add_case(case_record(n, oem=oem))
+    crm.write_back(CrmUpdate(case_id="CASE-00005", status=CrmStatus.FAILED))  # answered
+
+    assert crm.count_unrouted_cases(["aurora", "kestrel", "northwind"]) == {
+        " northwind": 1,
+        "Northwind": 2,
+    }
+    crm.add_case(case_record(5, oem="zephyr", vin=VALID_VINS[4]))  # changed: waiting again
+    assert crm.count_unrouted_cases(["northwind"]) == {
+        " northwind": 1,
+        "Northwind": 2,
+        "aurora": 1,
+        "zephyr": 1,
+    }
+    assert crm.count_unrouted_cases([]) == {
+        " northwind": 1,
+        "Northwind": 2,
+        "aurora": 1,
+        "northwind": 1,
+        "zephyr": 1,
+    }

@@ -76,6 +76,7 @@ def test_the_code_location_has_the_graph_checks_schedules_and_sensors():
         "error_budget",
         "queue_age",
         "zero_orphaned_jobs",
+        "unknown_oems",
     }
     assert {s.name for s in repo.schedule_defs} == {f"nightly_{o}" for o in oem_keys()} | {
         "morning_report"

@@ -48,3 +48,32 @@ def test_idempotency_key_changes_with_payload_not_with_priority():
     changed["payload"]["mileage"] += 1
     assert a.idempotency_key() == b.idempotency_key()
     assert a.idempotency_key() != validate_case(changed).idempotency_key()
+
+
+@pytest.mark.parametrize(
+    ("case_id", "fragment"),
+    [
+        (" CASE-1", "leading or trailing whitespace"),
+        ("CASE-1 ", "leading or trailing whitespace"),
+        ("CASE 1", "whitespace or control"),
+        ("CASE-1\x00", "whitespace or control"),
+        ("CASE-1\u200b", "whitespace or control"),
+        ("\uff23ASE-1", "reads like 'CASE-1'"),
+        ("CAFE\u0301-1", "alphabet"),
+        ("CASE/1", "not allowed"),
+        ("-CASE-1", "start with a letter or a digit"),
+    ],
+    ids=ascii,
+)
+def test_a_case_id_is_used_exactly_as_entered_or_refused_with_the_reason(case_id, fragment):
+    with pytest.raises(CaseValidationError) as exc:
+        validate_case(case_record(case_id=case_id))
+    errors = exc.value.as_dict()
+    assert set(errors) == {"case_id"} and fragment in errors["case_id"]
+
+
+@pytest.mark.parametrize("oem", ["Northwind", " northwind", "northwind\n", "north wind"], ids=ascii)
+def test_an_oem_key_is_exact_never_folded_or_trimmed(oem):
+    with pytest.raises(CaseValidationError) as exc:
+        validate_case(case_record(oem=oem))
+    assert set(exc.value.as_dict()) == {"oem"}

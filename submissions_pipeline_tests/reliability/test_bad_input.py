@@ -95,3 +95,52 @@ def test_malformed_cases_return_as_invalid_data_and_never_stop_intake(tmp_path_f
     assert good_row["valid"] and good_row["created"]
     store.dispose()
     crm.dispose()
+
+
+#: Decorations that make an id unusable as filed while it still reads as the plain id.
+decorations = st.sampled_from(
+    [
+        lambda i: f" {i}",
+        lambda i: f"{i} ",
+        lambda i: f"{i}\n",
+        lambda i: f"\t{i}",
+        lambda i: i.replace("-", " ", 1),
+        lambda i: i.replace("-", "\u2011", 1),  # non-breaking hyphen
+        lambda i: f"{i}\u200b",  # zero-width space
+        lambda i: f"{i}\x07",
+        lambda i: i.replace("D", "\uff24", 1),  # fullwidth D
+    ]
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(decorate=st.lists(decorations, min_size=1, max_size=4, unique_by=id))
+def test_ids_unusable_as_filed_come_back_on_case_id_and_never_touch_their_plain_twin(
+    tmp_path_factory, decorate
+):
+    home = tmp_path_factory.mktemp("ids")
+    url = f"sqlite:///{home / 'db.sqlite'}"
+    store, crm = JobStore.from_url(url), EmbeddedCrm.from_url(url, migrate_schema=False)
+    plain = f"DUP-{uuid.uuid4().hex[:6].upper()}"
+    twins = list(dict.fromkeys(d(plain) for d in decorate))
+    for n, case_id in enumerate([*twins, plain], start=1):
+        crm.add_case(case_record(n, oem="northwind", case_id=case_id))
+    artifacts = LocalArtifactStore(home / "artifacts")
+    for record in crm.list_new_cases("northwind", None).records:
+        intake_case(
+            record, store=store, crm=crm, artifacts=artifacts, actor="test", oem="northwind"
+        )
+
+    [job] = store.list_jobs()
+    assert job.case_id == plain and job.vin == case_record(len(twins) + 1)["vin"]
+    assert crm.get_case(plain).status is CrmStatus.IN_PROGRESS
+    assert [h.job_id for h in crm.history(plain)] == [job.job_id]
+    for twin in twins:
+        case = crm.get_case(twin)
+        assert case.status is CrmStatus.INVALID_DATA and set(case.field_errors) == {"case_id"}
+    store.dispose()
+    crm.dispose()
