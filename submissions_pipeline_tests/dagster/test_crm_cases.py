@@ -82,7 +82,7 @@ def test_a_backfill_re_drives_retryable_dead_letters_but_not_adapter_bugs(
 
     backfill = run_selection(resources, instance, CASES, tags={"dagster/backfill": "bf1"})
     assert metadata_of(backfill, "crm_cases")["redriven"] == 1
-    assert store.get(flaky).state is S.QUEUED and store.get(flaky).attempt == 0
+    assert store.get(flaky).state is S.QUEUED and store.get(flaky).tries == 0
     assert store.get(broken).state is S.DEAD_LETTERED
 
 
