@@ -27,6 +27,7 @@ from submissions_pipeline.resources import (
     LocalArtifactStoreResource,
     PortalsResource,
     S3ArtifactStoreResource,
+    SalesforceCrmResource,
     runner_deps,
 )
 from submissions_pipeline.runner import RunnerDeps
@@ -69,6 +70,39 @@ def _artifacts(settings: Settings) -> ArtifactStoreResource:
     )
 
 
+def _crm(settings: Settings, db_url: Any) -> Any:
+    """The CRM the settings choose (SUBMISSIONS_CRM), embedded by default."""
+    if settings.crm != "salesforce":
+        return EmbeddedCrmResource(db_url=db_url)
+    key, secret = settings.salesforce_private_key, settings.salesforce_client_secret
+    optional = {
+        "client_secret": _secret(settings, "salesforce_client_secret", secret.get_secret_value())
+        if secret
+        else None,
+        "private_key": _secret(settings, "salesforce_private_key", key.get_secret_value())
+        if key
+        else None,
+        "private_key_file": str(settings.salesforce_private_key_file)
+        if settings.salesforce_private_key_file
+        else None,
+        "username": settings.salesforce_username,
+        "case_object": settings.salesforce_object,
+        "mapping_file": str(settings.salesforce_mapping_file)
+        if settings.salesforce_mapping_file
+        else None,
+        "ca_file": str(settings.salesforce_ca_file) if settings.salesforce_ca_file else None,
+        "integration_user_id": settings.salesforce_integration_user_id,
+        "evidence_link_base": settings.evidence_link_base,
+    }
+    return SalesforceCrmResource(
+        token_url=settings.salesforce_token_url,
+        auth_flow=settings.salesforce_auth_flow,
+        client_id=settings.salesforce_client_id or "",
+        api_version=settings.salesforce_api_version,
+        **{k: v for k, v in optional.items() if v is not None},
+    )
+
+
 def _s3(settings: Settings) -> S3Resource:
     return S3Resource(region_name=settings.aws_region, endpoint_url=settings.s3_endpoint)
 
@@ -89,7 +123,7 @@ def resource_set(
     db_url = _secret(settings, "db_url", settings.database_url)
     resources: dict[str, Any] = {
         "job_store": JobStoreResource(db_url=db_url, retry_time_scale=settings.retry_time_scale),
-        "crm": EmbeddedCrmResource(db_url=db_url),
+        "crm": _crm(settings, db_url),
         "artifacts": _artifacts(settings),
         "browser": BrowserResource(
             home=str(settings.home),

@@ -102,6 +102,66 @@ class EmbeddedCrmResource(CrmResource):
             self._crm = None
 
 
+class SalesforceCrmResource(CrmResource):
+    """A Salesforce org through simple-salesforce (SUBMISSIONS_CRM=salesforce).
+
+    Secrets arrive as EnvVar when they came from the environment, or as a mounted key file;
+    they never reach metadata or logs (the client's repr shows none).
+    """
+
+    token_url: str = Field(description="OAuth 2.0 token URL.")
+    auth_flow: str = Field("jwt", description="jwt or client_credentials.")
+    client_id: str = Field(description="The connected app's key.")
+    client_secret: str | None = Field(None, description="client_credentials: the app's secret.")
+    username: str | None = Field(None, description="jwt: the integration user.")
+    private_key: str | None = Field(None, description="jwt: the app's key (PEM).")
+    private_key_file: str | None = Field(None, description="jwt: the app's key as a file.")
+    api_version: str = Field("62.0", description="The pinned REST API version.")
+    case_object: str | None = Field(None, description="Case or a custom object.")
+    mapping_file: str | None = Field(None, description="Contract -> Salesforce names.")
+    ca_file: str | None = Field(None, description="A CA bundle to trust (the local test org).")
+    integration_user_id: str | None = Field(None, description="When the token names none.")
+    evidence_link_base: str | None = Field(None, description="Durable evidence link base.")
+
+    _crm: CrmClient | None = PrivateAttr(default=None)
+
+    def get_client(self) -> CrmClient:
+        if self._crm is None:
+            import requests
+
+            from submissions_pipeline.crm.salesforce import SalesforceCrm
+            from submissions_pipeline.crm.salesforce_api import SalesforceApi, SalesforceAuth
+            from submissions_pipeline.crm.salesforce_mapping import SalesforceMapping
+
+            key = self.private_key
+            if key is None and self.private_key_file:
+                key = Path(self.private_key_file).read_text()
+            session = requests.Session()
+            if self.ca_file:
+                session.trust_env = False  # REQUESTS_CA_BUNDLE would override `verify`
+                session.verify = self.ca_file
+            auth = SalesforceAuth(
+                client_id=self.client_id,
+                flow="client_credentials" if self.auth_flow == "client_credentials" else "jwt",
+                token_url=self.token_url,
+                username=self.username,
+                private_key=key,
+                client_secret=self.client_secret,
+            )
+            mapping = SalesforceMapping.load(Path(self.mapping_file) if self.mapping_file else None)
+            self._crm = SalesforceCrm(
+                SalesforceApi(auth, session=session, api_version=self.api_version),
+                mapping,
+                case_object=self.case_object,
+                integration_user_id=self.integration_user_id,
+                evidence_link_base=self.evidence_link_base,
+            )
+        return self._crm
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self._crm = None
+
+
 class ArtifactStoreResource(ConfigurableResource, ABC):
     """Where evidence lives, under `{env}/{oem}/{date}/{job_id}/attempt-{n}/…` keys."""
 

@@ -120,6 +120,48 @@ class Settings(BaseSettings):
         description="PLAYWRIGHT_BROWSERS_PATH: where Playwright finds its ffmpeg; default "
         "`home`/pw-browsers.",
     )
+    crm: Literal["embedded", "salesforce"] = Field(
+        "embedded",
+        description="The CRM cases come from: embedded (the project database, dev's default) "
+        "or salesforce (an org through its REST API; see the salesforce_* fields).",
+    )
+    salesforce_token_url: str = Field(
+        "https://login.salesforce.com/services/oauth2/token",
+        description="OAuth 2.0 token URL (test.salesforce.com for a sandbox org, or the org's "
+        "My Domain).",
+    )
+    salesforce_auth_flow: Literal["jwt", "client_credentials"] = Field(
+        "jwt", description="jwt (JWT bearer, a certificate) or client_credentials."
+    )
+    salesforce_client_id: str | None = Field(None, description="The connected app's key.")
+    salesforce_client_secret: SecretStr | None = Field(
+        None, description="The connected app's secret (client_credentials)."
+    )
+    salesforce_username: str | None = Field(None, description="The integration user (jwt).")
+    salesforce_private_key: SecretStr | None = Field(
+        None, description="The connected app's private key, PEM (jwt); or _FILE."
+    )
+    salesforce_private_key_file: Path | None = Field(
+        None, description="The private key as a mounted file (jwt)."
+    )
+    salesforce_api_version: str = Field("62.0", description="The pinned REST API version.")
+    salesforce_object: str | None = Field(
+        None, description="The case object (default: the mapping's, the standard Case)."
+    )
+    salesforce_mapping_file: Path | None = Field(
+        None, description="Contract -> Salesforce names (default contracts/salesforce-v1.json)."
+    )
+    salesforce_ca_file: Path | None = Field(
+        None, description="A CA bundle to trust instead of the system's (the local test org)."
+    )
+    salesforce_integration_user_id: str | None = Field(
+        None, description="The integration user's Id, when the token does not name it."
+    )
+    evidence_link_base: str | None = Field(
+        None,
+        description="Durable link to a job's evidence written to the CRM as `{base}{job_id}` "
+        "(e.g. the ops console's job page) instead of a presigned link that expires.",
+    )
     bench_pg_url: str | None = Field(
         None,
         validation_alias=AliasChoices("SUBMISSIONS_BENCH_PG_URL", "SUBMISSIONS_TEST_PG_URL"),
@@ -200,11 +242,28 @@ class Settings(BaseSettings):
             missing.append(f"SUBMISSIONS_CREDENTIALS_FILE ({self.credentials_file} does not exist)")
         if self.artifacts == "s3" and not self.s3_bucket:
             missing.append("SUBMISSIONS_S3_BUCKET (the evidence bucket)")
+        return missing + self.missing_for_salesforce()
+
+    def missing_for_salesforce(self) -> list[str]:
+        """What SUBMISSIONS_CRM=salesforce lacks to log in (empty for the embedded CRM)."""
+        if self.crm != "salesforce":
+            return []
+        missing = []
+        if not self.salesforce_client_id:
+            missing.append("SUBMISSIONS_SALESFORCE_CLIENT_ID (the connected app's key)")
+        if self.salesforce_auth_flow == "client_credentials":
+            if self.salesforce_client_secret is None:
+                missing.append("SUBMISSIONS_SALESFORCE_CLIENT_SECRET")
+        else:
+            if not self.salesforce_username:
+                missing.append("SUBMISSIONS_SALESFORCE_USERNAME (the integration user)")
+            if self.salesforce_private_key is None and self.salesforce_private_key_file is None:
+                missing.append("SUBMISSIONS_SALESFORCE_PRIVATE_KEY_FILE (the app's key)")
         return missing
 
     def require_deployable(self) -> Settings:
         """Raise SettingsError naming every missing variable; return self when complete."""
-        missing = self.missing_for_deployment()
+        missing = self.missing_for_deployment() or self.missing_for_salesforce()
         if missing:
             raise SettingsError(
                 f"SUBMISSIONS_ENV={self.env} needs: " + "; ".join(missing) + " (see deploy/)"

@@ -80,6 +80,7 @@ def outcome_update(job: Job, artifacts: ArtifactStore) -> CrmUpdate | None:
             reference=job.reference,
             evidence_url=proof_url(job, artifacts),
             submitted_by_automation=True,
+            attempt=job.attempt,
         )
     if job.state in CRM_REPORTED_STATES:
         failure = job.failure
@@ -100,6 +101,7 @@ def outcome_update(job: Job, artifacts: ArtifactStore) -> CrmUpdate | None:
             failure=failure,
             field_errors=failure.field_errors if failure is not None else {},
             submitted_by_automation=bool(job.submitted_by_automation),
+            attempt=job.attempt,
         )
     return None
 

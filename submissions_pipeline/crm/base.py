@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -57,6 +57,39 @@ class NotATestRecord(CrmError, ValueError):
 
 class CrmConflict(CrmError):
     """The update contradicts what a human already recorded (e.g. a case submitted by hand)."""
+
+
+class CrmRecordRejected(CrmConflict):
+    """The CRM refused this one record (a validation rule, a field it does not take).
+
+    Like a conflict it needs a person, and like a conflict it stops nothing else: the outcome
+    stays pending in the job store and the rest of the batch is written.
+    """
+
+    def __init__(self, case_id: str, code: str, message: str, fields: Collection[str] = ()):
+        self.case_id, self.code, self.fields = case_id, code, list(fields)
+        super().__init__(f"case {case_id}: {code} on {', '.join(self.fields) or '-'}: {message}")
+
+
+class CrmUnavailable(CrmError):
+    """The CRM cannot be reached or refuses every call for now (API limit, 5xx, network)
+    beyond the client's backoff budget: nothing of the call was lost, try again later."""
+
+
+class CrmWriteResult(BaseModel):
+    """One record's result in a batch write: changed, unchanged, or refused with a reason."""
+
+    case_id: str
+    changed: bool = False
+    error: str | None = Field(
+        None, description="Why the CRM refused the record (conflict, not_found, or its code)."
+    )
+    message: str | None = None
+    fields: list[str] = Field(default_factory=list, description="The fields it refused.")
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 class ChangedAfterSubmission(BaseModel):
@@ -135,6 +168,9 @@ class CrmUpdate(BaseModel):
         default_factory=dict, description="field -> message, for invalid data"
     )
     submitted_by_automation: bool = False
+    attempt: int | None = Field(
+        None, description="The job's attempt this outcome came from (names its activity record)."
+    )
     revision: int | None = Field(
         None,
         description="The case revision intake decided this on; answering the newest one takes "
@@ -188,6 +224,35 @@ class CrmClient(ABC):
 
         Idempotent: writing the same update again changes nothing and logs nothing.
         """
+
+    def write_back_many(self, updates: Sequence[CrmUpdate]) -> list[CrmWriteResult]:
+        """Write several outcomes; one result per update, in order.
+
+        A record the CRM refuses (a conflict, a validation rule) is reported in its result and
+        stops none of the others; CrmUnavailable (nothing could be written for now) propagates.
+        This default writes one at a time; a vendor client batches.
+        """
+        results = []
+        for update in updates:
+            try:
+                results.append(
+                    CrmWriteResult(case_id=update.case_id, changed=self.write_back(update))
+                )
+            except CrmRecordRejected as exc:
+                results.append(
+                    CrmWriteResult(
+                        case_id=update.case_id, error=exc.code, message=str(exc), fields=exc.fields
+                    )
+                )
+            except CrmConflict as exc:
+                results.append(
+                    CrmWriteResult(case_id=update.case_id, error="conflict", message=str(exc))
+                )
+            except CaseNotFound as exc:
+                results.append(
+                    CrmWriteResult(case_id=update.case_id, error="not_found", message=str(exc))
+                )
+        return results
 
     @abstractmethod
     def flag_changed_after_submission(self, case_id: str, flag: ChangedAfterSubmission) -> bool:
