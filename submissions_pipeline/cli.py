@@ -445,3 +445,22 @@ def soak(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+def contract(
+    markdown: bool = typer.Option(False, "--markdown", help="The human-readable tables."),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 when the models differ from the published version."
+    ),
+) -> None:
+    """Print the CRM field contract (fields, statuses, reason codes, failure object)."""
+    from submissions_pipeline.crm import contract as crm_contract
+
+    doc = crm_contract.contract()
+    typer.echo(crm_contract.render_markdown(doc) if markdown else crm_contract.render_json(doc))
+    if check:
+        problems = crm_contract.drift(doc, crm_contract.published(doc["version"]))
+        for problem in problems:
+            typer.echo(f"changed without a version bump: {problem}", err=True)
+        raise typer.Exit(1 if problems else 0)
