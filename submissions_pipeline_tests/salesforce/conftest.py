@@ -8,9 +8,11 @@ is exceeded for a minute" takes no wall time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from dagster import DagsterInstance, instance_for_test
 
 from sandbox.salesforce import CLIENT_ID, USERNAME, SalesforceServer
 from sandbox.salesforce.desk import CaseDesk
@@ -18,6 +20,7 @@ from submissions_pipeline.crm import CrmStatus
 from submissions_pipeline.crm.salesforce import SalesforceCrm
 from submissions_pipeline.crm.salesforce_api import Backoff, SalesforceApi, SalesforceAuth
 from submissions_pipeline.crm.salesforce_mapping import SalesforceMapping
+from submissions_pipeline.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +89,38 @@ def sleeper(salesforce: SalesforceServer) -> Sleeper:
 @pytest.fixture
 def sf_crm(salesforce: SalesforceServer, sleeper: Sleeper) -> SalesforceCrm:
     return make_crm(salesforce, sleeper)
+
+
+# ------------------------------------------------------------------ the nightly job against it
+
+
+@pytest.fixture(scope="session")
+def sandbox_credentials(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every sandbox dealer account, as the JSON file the credentials resource reads."""
+    from submissions_pipeline.demo import write_sandbox_credentials
+
+    path = tmp_path_factory.mktemp("secrets") / "credentials.json"
+    return write_sandbox_credentials(path, ["northwind", "aurora", "kestrel"])
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+def salesforce_settings(server: SalesforceServer, db_url: str, home: Path) -> Settings:
+    """SUBMISSIONS_CRM=salesforce pointed at the local org, as an operator would set it."""
+    return Settings(
+        home=home,
+        db_url=db_url,
+        crm="salesforce",
+        salesforce_token_url=server.token_url,
+        salesforce_auth_flow="jwt",
+        salesforce_client_id=CLIENT_ID,
+        salesforce_username=USERNAME,
+        salesforce_private_key=server.private_key_pem.decode(),
+        salesforce_ca_file=server.ca_file,
+        evidence_link_base="https://console.example/jobs/",
+        context_cap=2,
+    )
