@@ -48,12 +48,17 @@ class Subscription(BaseModel):
         return not self.oems or event.oem is None or event.oem in self.oems
 
 
+def parse_subscriptions(document: str | None) -> list[Subscription]:
+    """Subscriptions from their JSON list (none for None or an empty string)."""
+    if not document:
+        return []
+    return TypeAdapter(list[Subscription]).validate_python(json.loads(document))
+
+
 def subscriptions_from_settings(settings: Settings) -> list[Subscription]:
     """The subscriptions SUBMISSIONS_WEBHOOK_SUBSCRIPTIONS declares (none when unset)."""
-    if settings.webhook_subscriptions is None:
-        return []
-    raw = json.loads(settings.webhook_subscriptions.get_secret_value())
-    return TypeAdapter(list[Subscription]).validate_python(raw)
+    value = settings.webhook_subscriptions
+    return parse_subscriptions(value.get_secret_value() if value is not None else None)
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float, rng: Random) -> float:
