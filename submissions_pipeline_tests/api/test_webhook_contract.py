@@ -24,6 +24,11 @@ def test_the_schema_lists_every_event_type():
     assert set(SCHEMA["properties"]["type"]["enum"]) == set(EVENT_TYPES)
 
 
+def test_the_readme_catalogue_lists_every_event_type():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert [t for t in EVENT_TYPES if f"| `{t}` |" not in readme] == []
+
+
 def test_every_payload_sent_matches_the_published_schema(store: JobStore, clock):
     for n, oem in enumerate(["aa", "bb", "cc", "dd"], start=1):
         job_id = store.enqueue(make_case(n, oem=oem)).job_id
