@@ -8,7 +8,9 @@ keyed by its request id, so a request starts one run however often the sensor lo
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dagster import (
     DagsterRunStatus,
@@ -25,10 +27,17 @@ from dagster import (
 from submissions_pipeline.api.app import RUN_NOW
 from submissions_pipeline.assets.partitions import OEM_TAG, PARTITION_TAG, TRIGGER_TAG
 from submissions_pipeline.assets.submission_runs import PriorityOrder
+from submissions_pipeline.domain import Job, SubmissionState
+from submissions_pipeline.domain.oem import OemSchedule
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import JobStoreResource, WebhooksResource
 from submissions_pipeline.schedules import nightly_job
+from submissions_pipeline.store import JobStore
 from submissions_pipeline.store.api_requests import ApiRequest
+
+S = SubmissionState
+#: Jobs the automation still owes an outcome: what "done by morning" counts.
+OPEN_STATES = (S.QUEUED, S.RUNNING, S.SUBMITTED, S.RETRY_SCHEDULED, S.NEEDS_RECONCILIATION)
 
 REQUEST_TAG = "submissions/api_request"
 
@@ -128,8 +137,68 @@ def run_finished_notification_sensor(
     )
 
 
+def done_by_deadline(schedule: OemSchedule, now: datetime) -> datetime | None:
+    """Today's "done by morning" time (the OEM's business-hours start, in its zone) once it
+    has passed; None before it."""
+    local = now.astimezone(ZoneInfo(schedule.timezone))
+    deadline = local.replace(
+        hour=schedule.business_hours_start.hour,
+        minute=schedule.business_hours_start.minute,
+        second=0,
+        microsecond=0,
+    )
+    return deadline if local >= deadline else None
+
+
+def late_jobs(store: JobStore, oem: str, deadline: datetime) -> list[Job]:
+    """The OEM's jobs created before `deadline` that are still open."""
+    return [j for j in store.list_jobs(oem=oem, states=OPEN_STATES) if j.created_at < deadline]
+
+
+def notify_done_by_morning_missed(store: JobStore, oem: str, schedule: OemSchedule) -> bool:
+    """The `queue.done_by_morning_missed` notification, at most once per OEM and local day;
+    True when one was written now."""
+    deadline = done_by_deadline(schedule, store.clock())
+    if deadline is None:
+        return False
+    late = late_jobs(store, oem, deadline)
+    if not late:
+        return False
+    return store.record_notification(
+        "queue.done_by_morning_missed",
+        f"{oem}:{deadline:%Y-%m-%d}",
+        oem=oem,
+        data={
+            "date": deadline.date().isoformat(),
+            "deadline": deadline.isoformat(),
+            "open_jobs": len(late),
+            "by_state": dict(Counter(j.state.value for j in late)),
+        },
+    )
+
+
+@sensor(
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Writes a `queue.done_by_morning_missed` notification when an OEM still has "
+    "open jobs at its business-hours start (once per OEM and day).",
+)
+def done_by_morning_sensor(
+    context: SensorEvaluationContext, job_store: JobStoreResource
+) -> SkipReason:
+    store = job_store.get_store()
+    registry = oem_registry()
+    missed = [
+        oem
+        for oem in registry.oem_keys()
+        if notify_done_by_morning_missed(store, oem, registry.settings(oem).schedule)
+    ]
+    return SkipReason(f"missed: {', '.join(missed)}" if missed else "nothing newly late")
+
+
 WEBHOOK_SENSORS = [
     run_now_requests_sensor,
     webhook_dispatch_sensor,
     run_finished_notification_sensor,
+    done_by_morning_sensor,
 ]

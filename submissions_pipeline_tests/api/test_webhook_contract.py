@@ -62,3 +62,21 @@ def test_every_payload_sent_matches_the_published_schema(store: JobStore, clock)
         errors = [e.message for e in validator.iter_errors(payload)]
         assert errors == [], (payload["type"], errors)
     assert len({p["type"] for p in receiver.processed.values()}) == 7
+
+
+def test_done_by_morning_missed_is_written_once_per_oem_and_day(store: JobStore, clock):
+    from datetime import time
+
+    from submissions_pipeline.api.sensors import notify_done_by_morning_missed
+    from submissions_pipeline.domain.oem import OemSchedule
+
+    schedule = OemSchedule(timezone="UTC", business_hours_start=time(7, 0))
+    store.enqueue(make_case(1, oem="late"))  # created 02:00
+    assert not notify_done_by_morning_missed(store, "late", schedule)  # before 07:00
+    clock.advance(5.5 * 3600)  # 07:30, still queued
+    assert notify_done_by_morning_missed(store, "late", schedule)
+    clock.advance(600)
+    assert not notify_done_by_morning_missed(store, "late", schedule)  # evaluated again
+    (event,) = store.list_webhook_events()
+    assert event.event_id == "queue.done_by_morning_missed:late:2026-11-26"
+    assert event.data["open_jobs"] == 1
