@@ -36,9 +36,12 @@ RUN_NOW, PUSHED_CASE = "run_now", "case"
 class ApiError(Exception):
     """A refusal: its status and a short code and message for the JSON body."""
 
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] = {}):
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ):
         super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, dict(headers)
+        self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})
 
     def response(self) -> JSONResponse:
         body = {"error": self.code, "message": self.message}
