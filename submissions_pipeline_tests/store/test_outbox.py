@@ -101,3 +101,42 @@ def test_a_check_evaluated_again_emits_no_second_event(store: JobStore, clock):
     )
     events = store.list_webhook_events()
     assert [(e.event_id, e.data) for e in events] == [("queue.age_exceeded:northwind:job1", {})]
+
+
+def test_an_api_request_and_its_nonce_commit_together(store: JobStore, clock):
+    from datetime import timedelta
+
+    from submissions_pipeline.store.api_requests import ReplayedRequest
+
+    expires = clock.now + timedelta(minutes=5)
+    first = store.record_api_request(
+        client="crm", kind="run_now", oem="aurora", params={}, nonce="n1", nonce_expires_at=expires
+    )
+    with pytest.raises(ReplayedRequest):
+        store.record_api_request(
+            client="crm",
+            kind="run_now",
+            oem="aurora",
+            params={},
+            nonce="n1",
+            nonce_expires_at=expires,
+        )
+    keyed = [
+        store.record_api_request(
+            client="crm",
+            kind="run_now",
+            oem="kestrel",
+            params={"max_jobs": 2},
+            nonce=f"k{n}",
+            nonce_expires_at=expires,
+            idempotency_key="same",
+        )
+        for n in range(2)
+    ]
+    assert first.created and [k.created for k in keyed] == [True, False]
+    assert keyed[0].request_id == keyed[1].request_id
+    requests = store.api_requests_after(0, kind="run_now")
+    assert [r.request_id for r in requests] == [first.request_id, keyed[0].request_id]
+    assert store.api_requests_after(requests[0].sequence) == requests[1:]
+    clock.advance(301)  # the nonce has expired: the timestamp check alone refuses it now
+    store.use_nonce("n1", clock.now + timedelta(minutes=5))
