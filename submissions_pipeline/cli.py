@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from submissions_pipeline.api.commands import serve_api, webhooks
 from submissions_pipeline.crm import MIN_PER_OEM, EmbeddedCrm, seed_demo_cases
 from submissions_pipeline.oems import OemConfigError
 from submissions_pipeline.settings import SettingsError, load_settings
@@ -30,6 +31,8 @@ class _App(typer.Typer):
 app = _App(help="Automated OEM portal submissions.", no_args_is_help=True)
 db = typer.Typer(help="Inspect and author the database's migrations (Alembic).")
 app.add_typer(db, name="db")
+app.command("api")(serve_api)
+app.add_typer(webhooks, name="webhooks")
 
 
 def _store() -> JobStore:

@@ -17,6 +17,7 @@ from dagster import Definitions
 from submissions_pipeline.assets import ALL_ASSETS
 from submissions_pipeline.checks import ALL_CHECKS
 from submissions_pipeline.resource_sets import resource_set
+from submissions_pipeline.resources import WebhooksResource
 from submissions_pipeline.schedules import ALL_JOBS, ALL_SCHEDULES
 from submissions_pipeline.sensors import ALL_SENSORS
 from submissions_pipeline.settings import load_settings
@@ -30,7 +31,8 @@ def build_definitions(resources: Mapping[str, Any]) -> Definitions:
         jobs=ALL_JOBS,
         schedules=ALL_SCHEDULES,
         sensors=ALL_SENSORS,
-        resources=dict(resources),
+        # Without subscriptions the outbox still fills; nothing is delivered until some exist.
+        resources={"webhooks": WebhooksResource(), **resources},
     )
 
 

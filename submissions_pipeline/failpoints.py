@@ -18,6 +18,7 @@ POINTS = (
     "after_reference",  # reference parsed and the job `submitted`, no evidence stored
     "during_evidence_upload",  # some artifacts uploaded, the manifest not yet
     "during_crm_write",  # the CRM written, the job not yet `crm_updated`
+    "during_webhook_delivery",  # a webhook acknowledged, the delivery not yet marked
 )
 
 

@@ -28,6 +28,7 @@ from submissions_pipeline.resources import (
     PortalsResource,
     S3ArtifactStoreResource,
     SalesforceCrmResource,
+    WebhooksResource,
     runner_deps,
 )
 from submissions_pipeline.runner import RunnerDeps
@@ -103,6 +104,22 @@ def _crm(settings: Settings, db_url: Any) -> Any:
     )
 
 
+def _webhooks(settings: Settings) -> WebhooksResource:
+    document = settings.webhook_subscriptions
+    return WebhooksResource(
+        subscriptions_json=_secret(
+            settings,
+            "webhook_subscriptions",
+            document.get_secret_value() if document is not None else "",
+        ),
+        evidence_base_url=settings.evidence_base_url,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_s=settings.webhook_backoff_s,
+        backoff_max_s=settings.webhook_backoff_max_s,
+        retention_days=settings.webhook_retention_days,
+    )
+
+
 def _s3(settings: Settings) -> S3Resource:
     return S3Resource(region_name=settings.aws_region, endpoint_url=settings.s3_endpoint)
 
@@ -135,6 +152,7 @@ def resource_set(
         if credentials_file
         else _credentials(settings),
         "portals": PortalsResource(urls=dict(portal_urls or settings.portals)),
+        "webhooks": _webhooks(settings),
     }
     if settings.env != "dev":
         # Runs execute on several machines: step outputs go to the bucket, not a local disk.

@@ -7,6 +7,7 @@ swapping whole resource sets; nothing downstream asks which environment it runs 
 
 import json
 from abc import ABC, abstractmethod
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr, model_validator
 
+from submissions_pipeline.api.dispatcher import WebhookDispatcher, parse_subscriptions
 from submissions_pipeline.artifacts import (
     MAX_PRESIGN_EXPIRY_S,
     ArtifactStore,
@@ -74,6 +76,35 @@ class JobStoreResource(ConfigurableResource):
         if self._store is not None:
             self._store.dispose()
             self._store = None
+
+
+class WebhooksResource(ConfigurableResource):
+    """The outbound webhook receivers (subscriptions) and how the outbox is delivered to them."""
+
+    subscriptions_json: str = Field(
+        "",
+        description="JSON list of subscriptions (name, url, secret, events, oems); through "
+        "EnvVar('SUBMISSIONS_WEBHOOK_SUBSCRIPTIONS'): it holds the signing secrets.",
+    )
+    evidence_base_url: str = Field(
+        "http://127.0.0.1:8790/evidence", description="Durable evidence links: <base>/<job_id>."
+    )
+    max_attempts: int = Field(10, ge=1, description="Tries before a delivery is dead.")
+    backoff_s: float = Field(30.0, gt=0, description="First retry delay, doubling, jittered.")
+    backoff_max_s: float = Field(3600.0, gt=0, description="Longest retry delay.")
+    retention_days: float = Field(7.0, gt=0, description="Delivered events kept this long.")
+
+    def dispatcher(self, store: JobStore) -> WebhookDispatcher:
+        """A dispatcher over `store`; the caller closes it."""
+        return WebhookDispatcher(
+            store,
+            parse_subscriptions(self.subscriptions_json),
+            evidence_base_url=self.evidence_base_url,
+            max_attempts=self.max_attempts,
+            backoff_base_s=self.backoff_s,
+            backoff_max_s=self.backoff_max_s,
+            retention=timedelta(days=self.retention_days),
+        )
 
 
 class CrmResource(ConfigurableResource, ABC):

@@ -25,6 +25,7 @@ from dagster import (
     sensor,
 )
 
+from submissions_pipeline.api.sensors import WEBHOOK_SENSORS
 from submissions_pipeline.assets.crm_outcomes import needs_crm_sync
 from submissions_pipeline.assets.job_metrics import markdown_table
 from submissions_pipeline.assets.partitions import OEM_TAG, PARTITION_TAG, TRIGGER_TAG
@@ -209,8 +210,10 @@ def unwritten_outcomes_sensor(
 def lease_reaper_sensor(
     context: SensorEvaluationContext, job_store: JobStoreResource
 ) -> SkipReason:
-    reaped = job_store.get_store().reap_expired(actor="dagster:lease_reaper")
+    store = job_store.get_store()
+    reaped = store.reap_expired(actor="dagster:lease_reaper")
     for job in reaped:
+        notify_worker_lost(store, f"{job.job_id}:{job.attempt}", job.oem, job.run_id, [job])
         context.log.warning(
             f"reaped {job.oem} {job.case_id} (job {job.job_id}) at step {job.last_step}: "
             f"now {job.state}"
@@ -276,6 +279,25 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, job_store: JobSto
         f"dead-lettered {len(parked)} leased jobs"
     )
     record_run_failure_alert(context.instance, oem, run.run_id, reason, parked)
+    if parked:
+        notify_worker_lost(job_store.get_store(), run.run_id, oem, run.run_id, parked)
+
+
+def notify_worker_lost(
+    store: JobStore, key: str, oem: str | None, run_id: str | None, jobs: list[Job]
+) -> None:
+    """The `run.worker_lost` notification, once per lost run (or reaped attempt)."""
+    store.record_notification(
+        "run.worker_lost",
+        key,
+        oem=oem,
+        data={
+            "run_id": run_id,
+            "jobs": [
+                {"job_id": j.job_id, "case_id": j.case_id, "last_step": j.last_step} for j in jobs
+            ],
+        },
+    )
 
 
 ALL_SENSORS = [
@@ -284,4 +306,5 @@ ALL_SENSORS = [
     unwritten_outcomes_sensor,
     lease_reaper_sensor,
     run_failure_alert_sensor,
+    *WEBHOOK_SENSORS,
 ]

@@ -162,6 +162,42 @@ class Settings(BaseSettings):
         description="Durable link to a job's evidence written to the CRM as `{base}{job_id}` "
         "(e.g. the ops console's job page) instead of a presigned link that expires.",
     )
+    api_host: str = Field(
+        "127.0.0.1", description="Where `submissions api` listens; loopback unless exposed."
+    )
+    api_port: int = Field(8780, ge=1, le=65535, description="Port of `submissions api`.")
+    api_clients: SecretStr | None = Field(
+        None,
+        description='HMAC secrets of the API\'s clients, JSON {"client": ["secret", ...]}: '
+        "several per client so a secret can be rotated without downtime.",
+    )
+    api_bearer_tokens: SecretStr | None = Field(
+        None,
+        description='Bearer tokens of clients that cannot sign (JSON {"client": ["token"]}); '
+        "weaker than a signature (no replay protection): only behind TLS.",
+    )
+    api_rate_per_minute: int = Field(60, ge=1, description="Requests one API client may make.")
+    api_max_body_bytes: int = Field(65536, ge=256, description="Largest request body accepted.")
+    webhook_subscriptions: SecretStr | None = Field(
+        None,
+        description='Outbound webhooks, JSON [{"name", "url", "secret", "events": ["job.*"], '
+        '"oems": []}] (empty events or oems: all).',
+    )
+    webhook_max_attempts: int = Field(
+        10, ge=1, description="Deliveries tried before an event is marked dead for a subscriber."
+    )
+    webhook_backoff_s: float = Field(
+        30.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
+    )
+    webhook_backoff_max_s: float = Field(3600.0, gt=0, description="Longest retry delay.")
+    webhook_retention_days: float = Field(
+        7.0, gt=0, description="How long delivered events are kept before they are purged."
+    )
+    evidence_base_url: str = Field(
+        "http://127.0.0.1:8790/evidence",
+        description="Durable links in webhook payloads: <base>/<job_id> (the ops console's "
+        "evidence viewer), never a presigned link that expires.",
+    )
     bench_pg_url: str | None = Field(
         None,
         validation_alias=AliasChoices("SUBMISSIONS_BENCH_PG_URL", "SUBMISSIONS_TEST_PG_URL"),

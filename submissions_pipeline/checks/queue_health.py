@@ -16,6 +16,7 @@ Thresholds are the release bar's numbers:
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -53,6 +54,17 @@ LIVE_RUN_STATUSES = frozenset(
         DagsterRunStatus.CANCELING,
     }
 )
+
+
+def notify_once(
+    job_store: JobStoreResource, event_type: str, oem: str, data: dict[str, Any]
+) -> None:
+    """A failed check's webhook notification: once per OEM and day (the store's date), however
+    often the check is evaluated again."""
+    store = job_store.get_store()
+    now = store.clock()
+    data = {**data, "date": now.date().isoformat()}
+    store.record_notification(event_type, f"{oem}:{now:%Y-%m-%d}", oem=oem, data=data, now=now)
 
 
 def _is_business_failure(job: Job) -> bool:
@@ -168,6 +180,10 @@ def error_budget(
     window = recent_finished(job_store.get_store().list_jobs(oem=oem, states=FINISHED_STATES))
     failed, attempts = attempt_errors(window)
     rate = failed / attempts if attempts else 0.0
+    if rate >= ERROR_BUDGET:
+        notify_once(
+            job_store, "error_budget.breached", oem, {"error_rate": rate, "attempts": attempts}
+        )
     return AssetCheckResult(
         passed=rate < ERROR_BUDGET,
         severity=AssetCheckSeverity.ERROR,
@@ -193,6 +209,13 @@ def queue_age(context: AssetCheckExecutionContext, job_store: JobStoreResource) 
     stats = job_store.get_store().stats(oem=oem)
     limit = QUEUE_AGE_FACTOR * schedule_interval_s(oem)
     age = stats.oldest_due_age_s or 0.0
+    if age >= limit:
+        notify_once(
+            job_store,
+            "queue.age_exceeded",
+            oem,
+            {"oldest_due_age_s": float(age), "limit_s": float(limit), "due_now": stats.due_now},
+        )
     return AssetCheckResult(
         passed=age < limit,
         severity=AssetCheckSeverity.ERROR,

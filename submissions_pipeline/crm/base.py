@@ -277,3 +277,12 @@ class CrmClient(ABC):
         self, *, oem: str | None = None, status: CrmStatus | None = None
     ) -> list[CrmCaseRecord]:
         """Every case (of an OEM, in a status), in feed order: for reports and reconciliation."""
+
+    def accept_pushed_case(self, raw: dict[str, Any]) -> str:
+        """Take a case a CRM pushed (the API's `POST /v1/cases`) into this CRM's intake feed,
+        where it is validated like a polled one; returns its case id.
+
+        Raises InvalidCrmRecord for a record the CRM cannot file at all. A CRM the pipeline only
+        polls does not override this, and the API answers such a push with 501.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not accept pushed cases")

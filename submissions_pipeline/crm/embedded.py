@@ -168,6 +168,10 @@ class EmbeddedCrm(CrmClient):
                     raise
         return case_id
 
+    def accept_pushed_case(self, raw: dict[str, Any]) -> str:
+        """A pushed case joins the feed exactly as an entered one (`add_case`)."""
+        return self.add_case(raw)
+
     @reconnecting
     def reset_test_record(self, case_id: str) -> CrmCaseRecord:
         """Put a test record back to new at the end of the feed, so the next read sees it again.

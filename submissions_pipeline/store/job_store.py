@@ -34,6 +34,7 @@ from submissions_pipeline.domain import (
 from submissions_pipeline.domain.clock import Clock, utcnow
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.store import migrate
+from submissions_pipeline.store.api_requests import ApiRequestLog
 from submissions_pipeline.store.engine import make_engine
 from submissions_pipeline.store.models import (
     EnqueueResult,
@@ -43,6 +44,7 @@ from submissions_pipeline.store.models import (
     _row_to_job,
 )
 from submissions_pipeline.store.operator import OperatorActions
+from submissions_pipeline.store.outbox import WebhookOutbox
 from submissions_pipeline.store.reads import JobReads
 from submissions_pipeline.store.reconnect import reconnecting
 from submissions_pipeline.store.schema import job_steps, jobs
@@ -83,7 +85,7 @@ _SETTABLE = frozenset(
 )
 
 
-class JobStore(JobReads, OperatorActions, JobWrites):
+class JobStore(JobReads, OperatorActions, JobWrites, WebhookOutbox, ApiRequestLog):
     """Jobs, their events, and the pull queue, on SQLite or PostgreSQL.
 
     The commands are here; the queries come from `JobReads`, the write steps from `JobWrites`.

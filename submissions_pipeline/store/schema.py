@@ -91,3 +91,67 @@ job_steps = Table(
     Column("ok", Boolean, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+# ---------------------------------------------------------------- webhooks (in and out)
+#: The transactional outbox: one row per notification, written in the transaction of the job
+#: change (or by the check) that causes it. `event_id` is deterministic (the job and its new
+#: version, or the check's idempotency key), so a change or check applied twice writes one row.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("event_id", String(160), primary_key=True),
+    Column("event_type", String(48), nullable=False),
+    Column("oem", String(32), nullable=True),
+    Column("job_id", String(64), nullable=True),
+    Column("case_id", String(64), nullable=True),
+    Column("state", String(32), nullable=True),
+    Column("reason_code", String(48), nullable=True),
+    Column("reference", String(128), nullable=True),
+    Column("failure", JSON, nullable=True),
+    Column("attempt", Integer, nullable=True),
+    Column("data", JSON, nullable=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    # Set when the dispatcher rendered the payload and gave each subscriber its delivery: from
+    # then on every delivery of the event carries exactly this payload.
+    Column("payload", JSON, nullable=True),
+    Column("fanned_out_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhook_events_fan_out", "fanned_out_at", "occurred_at"),
+)
+
+#: One row per (event, subscriber): at-least-once delivery with a lease, backoff and a budget.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("event_id", String(160), primary_key=True),
+    Column("subscription", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    # When it is next due; while a dispatcher holds it, when that dispatcher's lease ends.
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", String(300), nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+#: Accepted inbound API requests ("run now", pushed cases), kept durably before the 202.
+api_requests = Table(
+    "api_requests",
+    metadata,
+    Column("sequence", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("client", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("oem", String(32), nullable=True),
+    Column("params", JSON, nullable=False),
+    Column("idempotency_key", String(128), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ux_api_requests_idempotency", "client", "idempotency_key", unique=True),
+)
+
+#: Signatures already accepted, until their timestamp falls out of the tolerance window.
+api_nonces = Table(
+    "api_nonces",
+    metadata,
+    Column("nonce", String(96), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     all_,
     bindparam,
     case,
+    cast,
     func,
     insert,
     literal,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 
 from submissions_pipeline.domain import CLAIMABLE_STATES, Step, SubmissionState
 from submissions_pipeline.domain.states import LEASED_STATES, is_legal
-from submissions_pipeline.store.schema import job_events, job_steps, jobs
+from submissions_pipeline.store.schema import job_events, job_steps, jobs, webhook_events
 
 S = SubmissionState
 
@@ -80,6 +81,50 @@ _LOCK_FOR_CHECKS = (
     .with_for_update()
 )
 _INSERT_EVENT = insert(job_events)
+
+#: States whose arrival is a notification: the outbox row is written by the same statement or
+#: transaction as the change, so the event exists if and only if the change committed.
+NOTIFYING_STATES = frozenset({S.SUBMITTED, S.NEEDS_REVIEW, S.FAILED_TERMINAL, S.DEAD_LETTERED})
+_OUTBOX_COLUMNS = (
+    "event_id",
+    "event_type",
+    "oem",
+    "job_id",
+    "case_id",
+    "state",
+    "reason_code",
+    "reference",
+    "failure",
+    "attempt",
+    "occurred_at",
+)
+
+
+def _outbox_select(src: Any, at: Any) -> Select[Any]:
+    """The outbox row of a job change, read from the changed row `src`: the event id is the job
+    and its new version (unique per change, the same if the statement ran twice)."""
+    return select(
+        literal("job-", String) + src.c.job_id + literal(".", String) + cast(src.c.version, String),
+        literal("job.", String) + src.c.state,
+        src.c.oem,
+        src.c.job_id,
+        src.c.case_id,
+        src.c.state,
+        src.c.reason_code,
+        src.c.reference,
+        src.c.failure,
+        src.c.attempt,
+        at,
+    )
+
+
+#: The portable path's outbox write: from the job row the same transaction just changed.
+_OUTBOX_FROM_JOB = insert(webhook_events).from_select(
+    _OUTBOX_COLUMNS,
+    _outbox_select(jobs, bindparam("ob_at", type_=webhook_events.c.occurred_at.type)).where(
+        jobs.c.job_id == bindparam("ob_job_id", type_=String)
+    ),
+)
 _SELECT_JOB = select(jobs).where(jobs.c.job_id == bindparam("sel_job_id"))
 _SELECT_JOB_FOR_UPDATE = _SELECT_JOB.with_for_update()
 
@@ -144,6 +189,20 @@ def _cas_statement(keys: tuple[str, ...], counter: str | None = None) -> Any:
     )
 
 
+#: What a one-statement change returns beside the row's JSON: the outbox row's columns.
+_OUTBOX_SOURCE = (
+    jobs.c.job_id,
+    jobs.c.state,
+    jobs.c.version,
+    jobs.c.oem,
+    jobs.c.case_id,
+    jobs.c.reason_code,
+    jobs.c.reference,
+    jobs.c.failure,
+    jobs.c.attempt,
+)
+
+
 @functools.lru_cache(maxsize=256)
 def _pg_change_statement(
     keys: tuple[str, ...],
@@ -176,7 +235,7 @@ def _pg_change_statement(
         update(jobs)
         .where(*guard)
         .values(version=jobs.c.version + 1, **_set_clause(keys), **_counter_values(counter))
-        .returning(jobs.c.job_id, jobs.c.state, _JOB_AS_JSON)
+        .returning(*_OUTBOX_SOURCE, _JOB_AS_JSON)
         .cte("changed")
     )
     event = (
@@ -197,7 +256,7 @@ def _pg_change_statement(
         )
         .cte("event")
     )
-    return (
+    result = (
         select(
             locked.c.state.label("locked_state"),
             locked.c.lease_owner.label("locked_owner"),
@@ -207,6 +266,22 @@ def _pg_change_statement(
         .select_from(locked.outerjoin(changed, true()))
         .add_cte(event)
     )
+    if "state" not in keys:
+        return result  # a milestone never changes the state: nothing to notify
+    outbox = (
+        insert(webhook_events)
+        .from_select(
+            _OUTBOX_COLUMNS,
+            _outbox_select(changed, bindparam("ev_at", type_=webhook_events.c.occurred_at.type))
+            .select_from(changed.join(locked, true()))
+            .where(
+                changed.c.state.in_(_inline_states(NOTIFYING_STATES)),
+                changed.c.state != locked.c.state,
+            ),
+        )
+        .cte("outbox")
+    )
+    return result.add_cte(outbox)
 
 
 def _pg_insert_steps_statement() -> Any:

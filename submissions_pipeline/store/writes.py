@@ -24,8 +24,10 @@ from submissions_pipeline.store.schema import jobs
 from submissions_pipeline.store.statements import (
     _INSERT_EVENT,
     _LOCK_FOR_CHECKS,
+    _OUTBOX_FROM_JOB,
     _SELECT_JOB_FOR_UPDATE,
     CLAIM_COUNTERS,
+    NOTIFYING_STATES,
     _cas_statement,
     _pg_change_statement,
     _set_params,
@@ -268,3 +270,6 @@ class JobWrites:
                 "at": now,
             },
         )
+        if kind == "transition" and to_state in NOTIFYING_STATES and from_state is not to_state:
+            # Same transaction as the change: the notification exists iff the change commits.
+            conn.execute(_OUTBOX_FROM_JOB, {"ob_job_id": job_id, "ob_at": now})

@@ -87,6 +87,10 @@ def test_the_code_location_has_the_graph_checks_schedules_and_sensors():
         "unwritten_outcomes_sensor",
         "lease_reaper_sensor",
         "run_failure_alert_sensor",
+        "run_now_requests_sensor",
+        "webhook_dispatch_sensor",
+        "run_finished_notification_sensor",
+        "done_by_morning_sensor",
     }
     job = definitions.defs.resolve_job_def("submissions_nightly")
     assert job.partitions_def.get_partition_keys() == oem_keys()

@@ -1,0 +1,1 @@
+"""The signed webhook API (inbound triggers) and the outbox dispatcher (outbound events)."""
