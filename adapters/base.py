@@ -223,7 +223,8 @@ class TemplatedPortalAdapter(SelectorDrivenAdapter):
                 text = await self.act(
                     page, ref.locator, "confirmation reference", Locator.inner_text
                 )
-                reference = sel.parse_reference(text)
+                find = sel.find_reference if ref.within else sel.parse_reference
+                reference = find(text)
         if reference is None:
             raise AdapterBug(
                 f"reference {text.strip()!r} does not match {self.oem} {sel.ui_version} format "

@@ -164,7 +164,7 @@ class SelectorDrivenAdapter(PortalAdapter):
                 raise SelectorMissing(
                     f"{what} not found ({spec})",
                     what=what,
-                    locator=spec.model_dump(exclude_none=True),
+                    locator=spec.where(),
                 ) from None
             raise
 

@@ -88,8 +88,13 @@ class LocatorSpec(_Strict):
             return root.get_by_placeholder(self.placeholder, exact=True)
         return root.locator(self.css or "")
 
+    def where(self) -> dict[str, str]:
+        """Only the keys that find the element (not a field's type or a button's wait)."""
+        keys = (*_LOCATOR_KINDS, "name", "frame")
+        return {k: v for k in keys if (v := getattr(self, k)) is not None}
+
     def __str__(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.model_dump(exclude_none=True).items())
+        return ", ".join(f"{k}={v!r}" for k, v in self.where().items())
 
 
 class AfterClick(_Strict):
@@ -218,6 +223,9 @@ class ReferenceSelectors(_Section):
     locator: LocatorSpec | None = None
     attribute: str | None = Field(None, description="Read this attribute, e.g. href.")
     url: bool = Field(False, description="Read it from the page's URL after the submit.")
+    within: bool = Field(
+        False, description="The element's text holds more than the reference: search it."
+    )
 
     @model_validator(mode="before")
     @classmethod
