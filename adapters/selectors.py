@@ -20,6 +20,7 @@ from playwright.async_api import FrameLocator, Locator, Page
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from submissions_pipeline.domain.case import SubmissionPayload
+from submissions_pipeline.oems import OemConfigError
 
 #: The case fields a portal field may be bound to, besides `payload.extra.<name>`.
 CASE_SOURCES = frozenset(
@@ -29,7 +30,7 @@ CASE_SOURCES = frozenset(
 LOGIN_KEYS = frozenset({"username", "password", "dealer_id"})
 
 
-class SelectorFileError(ValueError):
+class SelectorFileError(OemConfigError):
     """A selector file is wrong; the message names the file, the JSON path and the problem."""
 
 
