@@ -337,6 +337,73 @@ def review_abandon(
     typer.echo(f"{job.case_id}: closed ({job.state})")
 
 
+#: The case `check-adapter` fills when given none (it never submits it).
+_SAMPLE_CASE = {
+    "case_id": "CHECK-0001",
+    "vin": "1HGCM82633A004352",
+    "payload": {
+        "repair_date": "2026-11-02",
+        "mileage": 12345,
+        "complaint": "Engine light on, rough idle at cold start",
+        "cause": "Faulty ignition coil cylinder 2",
+        "correction": "Replaced ignition coil, cleared codes",
+        "labor_hours": 1.2,
+        "part_number": "IGN-4471",
+    },
+}
+
+
+def _check_case(oem: str, dealer: str, path: Path | None):  # type: ignore[no-untyped-def]
+    from submissions_pipeline.domain import validate_case
+
+    record = json.loads(path.read_text()) if path else dict(_SAMPLE_CASE)
+    return validate_case({**record, "oem": oem, "dealer_id": record.get("dealer_id", dealer)})
+
+
+@app.command("check-adapter")
+def check_adapter_command(
+    oem_arg: str | None = typer.Argument(None, metavar="OEM", help="The OEM to check."),
+    oem: str | None = typer.Option(None, "--oem", help="The OEM to check (or as argument)."),
+    dealer: str = typer.Option("D1001", help="Whose credentials log in."),
+    case_file: Path | None = typer.Option(
+        None, help="A CRM case (JSON) to fill in; default: a sample case."
+    ),
+    lookup_file: Path | None = typer.Option(
+        None, help="A CRM case (JSON) the portal already holds, to look up."
+    ),
+    out: Path | None = typer.Option(None, help="Screenshots folder; default HOME/check/OEM."),
+) -> None:
+    """Walk an OEM's adapter through its portal up to (never through) the submit click: login,
+    search, every form step, the review page, then a lookup; print what was found per step and,
+    for a missing element, the locator and the page's closest candidates."""
+    import asyncio
+
+    from submissions_pipeline.resource_sets import worker_dependencies
+    from submissions_pipeline.runner.check import check_adapter
+
+    key = oem or oem_arg
+    if not key:
+        raise typer.BadParameter("name the OEM (check-adapter OEM)")
+    settings = load_settings()
+    with worker_dependencies(settings, [key]) as (deps, browser):
+        case = _check_case(key, dealer, case_file)
+        lookup = _check_case(key, dealer, lookup_file) if lookup_file else None
+        report = asyncio.run(
+            check_adapter(
+                deps.adapters[key],
+                deps.base_url(key),
+                deps.credentials.get(key, case.dealer_id),
+                case,
+                out or settings.home / "check" / key,
+                browser=browser.batch_config().browser,
+                lookup_case=lookup,
+            )
+        )
+    for line in report.lines():
+        typer.echo(line)
+    raise typer.Exit(0 if report.ok else 1)
+
+
 @app.command()
 def reap() -> None:
     """Take back jobs whose worker died (requeue, or reconcile when submit may have happened)."""

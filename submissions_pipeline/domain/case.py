@@ -9,7 +9,16 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 _VIN_CHARS = set("ABCDEFGHJKLMNPRSTUVWXYZ0123456789")  # ISO 3779: no I, O or Q
 _CASE_ID_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
@@ -55,6 +64,30 @@ class SubmissionPayload(BaseModel):
     correction: str = Field(min_length=3, max_length=2000)
     labor_hours: float = Field(gt=0, le=40)
     part_number: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{2,31}$")
+    extra: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Fields one OEM's portal asks for beyond the common ones (e.g. a category), "
+        "by name; an adapter's selector file binds them as payload.extra.<name>.",
+    )
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in v if not k.isidentifier()]
+        if bad:
+            raise ValueError(f"extra field names must be identifiers: {bad}")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _without_empty_extra(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        # A payload without extra fields dumps as it always did: its idempotency key (a hash of
+        # the dump) must not change for cases enqueued before extra fields existed.
+        data = handler(self)
+        if not data.get("extra"):
+            data.pop("extra", None)
+        return data
 
 
 class Case(BaseModel):

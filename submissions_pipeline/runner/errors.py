@@ -54,6 +54,18 @@ class AdapterBug(SubmissionFailure):
     reason = ReasonCode.SELECTOR_NOT_FOUND
 
 
+class SelectorMissing(AdapterBug):
+    """A loaded portal page lacks an element the selector file names (the UI changed)."""
+
+    reason = ReasonCode.SELECTOR_NOT_FOUND
+
+    def __init__(self, message: str, *, what: str, locator: dict[str, str], **kwargs: object):
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        #: The step's element in words ("form step 1: field mileage") and its locator spec.
+        self.what = what
+        self.locator = locator
+
+
 class InvalidData(SubmissionFailure):
     """The portal rejected the case's data: a human fixes it in the CRM."""
 
