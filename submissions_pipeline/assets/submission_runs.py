@@ -303,11 +303,8 @@ def collect_outcomes(
     urls: dict[str, str | None] = {}
     for r in reports:
         for o in r.outcomes:
-            if o.manifest_key:
-                urls[o.job_id] = evidence.url(o.manifest_key)
-            else:
-                job = store.get(o.job_id)
-                urls[o.job_id] = job.failure.screenshot_url if job.failure else None
+            # The console's job page: it outlives file paths and presigned links.
+            urls[o.job_id] = evidence.job_link(o.job_id)
     df = outcomes_frame(reports, urls)
     concurrency = plan.workers * plan.context_cap
     after = store.stats(oem=plan.oem)

@@ -371,7 +371,9 @@ async def _fail(
         failure = failure.model_copy(
             update={
                 "artifacts": links,
-                "screenshot_url": deps.artifacts.url(shot.key) if shot else None,
+                "screenshot_url": (
+                    deps.artifacts.job_link(job.job_id, attempt=job.attempt) if shot else None
+                ),
             }
         )
     except ArtifactStoreUnavailable as store_exc:
