@@ -199,8 +199,8 @@ class S3ArtifactStoreResource(ArtifactStoreResource):
             )
             if self.ensure_bucket:
                 store.ensure_bucket()
-            store.console_url = self.console_url
             self._store = store
+        self._store.console_url = self.console_url
         return self._store
 
     def location(self) -> str:

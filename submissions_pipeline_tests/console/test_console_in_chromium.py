@@ -11,6 +11,7 @@ import zipfile
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from submissions_pipeline.assets.crm_outcomes import outcome_update
 from submissions_pipeline.domain import ReasonCode
 from submissions_pipeline.domain import SubmissionState as S
 from submissions_pipeline.runner import EvidenceSettings, run_batch
@@ -134,6 +135,12 @@ def test_an_operator_finds_a_failed_job_sees_its_evidence_and_redrives_it(
             f"/jobs/{first}/evidence/{store.get(rest[0]).failure.artifacts['failure.png']}",
         ):
             assert context.request.get(path).status == 404, path
+
+        # The CRM's link for the job is this page, served by the console from local disk.
+        crm_link = outcome_update(store.get(first), runner_deps.artifacts).evidence_url
+        assert crm_link == f"{console.url}/jobs/{first}"
+        page.goto(crm_link)
+        expect(page.get_by_role("img", name="failure.png").first).to_be_visible()
 
         # Re-drive one: the state changes and the timeline names the operator.
         page.get_by_label("Note").first.fill("adapter v2 selectors shipped")

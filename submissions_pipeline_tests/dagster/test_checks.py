@@ -42,7 +42,7 @@ def test_complete_evidence_passes_and_the_crm_gets_reference_and_proof_link(
     assert store.get(job.job_id).state is S.CRM_UPDATED
     case = crm.get_case(job.case_id)
     assert case.status is CrmStatus.SUBMITTED and case.submitted_by_automation
-    assert case.reference == job.reference and case.evidence_url.endswith("post_confirm.png")
+    assert case.reference == job.reference and case.evidence_url == artifacts.job_link(job.job_id)
     bundle_key = job.evidence["manifest_key"].replace("manifest.json", "bundle.json")
     assert b'"complete": true' in artifacts.get_bytes(bundle_key)
 
