@@ -134,11 +134,18 @@ def soak(context: AssetCheckExecutionContext, job_store: JobStoreResource) -> As
     n = soak_numbers(window)
     meta = {**n, "window": SOAK_WINDOW, "max_fail_rate": SOAK_MAX_FAIL_RATE}
     if n["jobs"] < SOAK_WINDOW:
+        # Too few jobs to prove anything, but enough failures already to fail: an error, never
+        # the same warning a clean first night gets.
+        failing = n["failed"] > 0 and n["fail_rate"] >= SOAK_MAX_FAIL_RATE
         return AssetCheckResult(
             passed=False,
-            severity=AssetCheckSeverity.WARN,
-            description=f"not yet proven: {n['jobs']} of {SOAK_WINDOW:,} finished jobs",
-            metadata=meta,
+            severity=AssetCheckSeverity.ERROR if failing else AssetCheckSeverity.WARN,
+            description=(
+                f"failed: fail rate {n['fail_rate']:.1%} over {n['jobs']} finished jobs"
+                if failing
+                else f"not yet proven: {n['jobs']} of {SOAK_WINDOW:,} finished jobs"
+            ),
+            metadata={**meta, "status": "failed" if failing else "not yet proven"},
         )
     ok_rate = n["fail_rate"] < SOAK_MAX_FAIL_RATE
     ok_p95 = not math.isnan(n["p95_job_s"]) and n["p95_job_s"] < SOAK_MAX_P95_S
