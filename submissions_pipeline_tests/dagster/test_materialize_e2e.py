@@ -59,10 +59,10 @@ def test_the_nightly_graph_submits_each_case_once_with_proof_and_writes_it_back(
             continue
         assert case.status is CrmStatus.SUBMITTED and case.submitted_by_automation
         assert case.reference == ledger[case.case_id]
-        job = next(j for j in store.list_jobs(oem=OEM) if j.case_id == case.case_id)
-        assert case.evidence_url == f"{DEFAULT_CONSOLE_URL}/jobs/{job.job_id}"
+        stored = next(j for j in store.list_jobs(oem=OEM) if j.case_id == case.case_id)
+        assert case.evidence_url == f"{DEFAULT_CONSOLE_URL}/jobs/{stored.job_id}"
         root = Path(resources["artifacts"].root)
-        assert all((root / i["key"]).is_file() for i in job.evidence["items"])
+        assert all((root / i["key"]).is_file() for i in stored.evidence["items"])
     assert {j.state for j in store.list_jobs(oem=OEM)} == {S.CRM_UPDATED}
 
     runs = metadata_of(result, "submission_runs")
