@@ -15,6 +15,10 @@ from submissions_pipeline.domain.reasons import ReasonCode
 from submissions_pipeline.links import DEFAULT_CONSOLE_URL, job_page_url
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+#: Files a TTL sweep keeps: an attempt's manifest (names, sizes, SHA-256s) and its verified
+#: bundle are tiny and hold no personal data, and with them the console can still say what
+#: the evidence was after the files themselves expired.
+KEPT_PAST_TTL = frozenset({"manifest.json", "bundle.json"})
 
 # One key segment: starts with a letter or digit, so it can never be "", ".", ".." or a hidden
 # temp file of the local store; no spaces or other characters that need URL quoting in a link.
@@ -196,7 +200,8 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def purge_expired(self, now: datetime) -> int:
-        """Delete what is past the TTL where the backend does not expire objects itself.
+        """Delete what is past the TTL where the backend does not expire objects itself,
+        keeping the `KEPT_PAST_TTL` files.
 
         Returns how many artifacts were deleted.
         """
