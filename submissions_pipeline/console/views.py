@@ -177,7 +177,8 @@ def tonight(
             row.counts[j.state.value] = row.counts.get(j.state.value, 0) + 1
         done = [j for j in jobs if j.duration_s is not None]
         row.attempts = sum(j.attempt for j in jobs)
-        failed = sum(1 for j in jobs if j.state in FAILED_STATES) + sum(
+        # Earlier attempts all failed; the current one too when it ended failed or awaits a retry.
+        failed = sum(1 for j in jobs if j.state in (*FAILED_STATES, S.RETRY_SCHEDULED)) + sum(
             max(0, j.attempt - 1) for j in jobs
         )
         row.fail_rate = failed / row.attempts if row.attempts else None
@@ -206,10 +207,15 @@ def tonight(
             if local < opening:
                 opening -= timedelta(days=1)
             open_jobs = [j for j in jobs if j.created_at <= opening.astimezone(UTC)]
-            row.done_by_morning = all(
-                j.state not in (S.QUEUED, S.RUNNING, S.RETRY_SCHEDULED, S.SUBMITTED)
-                or (j.finished_at is not None and j.finished_at <= opening)
-                for j in open_jobs
+            # No case was due before opening: nothing to claim either way.
+            row.done_by_morning = (
+                all(
+                    j.state not in (S.QUEUED, S.RUNNING, S.RETRY_SCHEDULED, S.SUBMITTED)
+                    or (j.finished_at is not None and j.finished_at <= opening)
+                    for j in open_jobs
+                )
+                if open_jobs
+                else None
             )
         out.append(row)
     return out
