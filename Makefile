@@ -8,7 +8,7 @@ export SUBMISSIONS_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run ui console test bench lint format clean
+.PHONY: install run ui console screenshots test bench lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,6 +33,11 @@ ui: install
 ## console: the ops console alone (evidence, review queue) at http://127.0.0.1:8710
 console: install
 	$(VENV)/bin/submissions console
+
+## screenshots: PNGs of the console's main pages for the README, in docs/console/ (the sandbox,
+## a small demo night through the real runner, the console, Chromium's headless shell; ~1 min)
+screenshots: install
+	$(PY) scripts/screenshots.py
 
 ## test: the whole suite (needs PostgreSQL at SUBMISSIONS_TEST_PG_URL; fails without it)
 test: install
