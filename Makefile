@@ -8,7 +8,7 @@ export SUBMISSIONS_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run ui test bench lint format clean
+.PHONY: install run ui console screenshots test bench lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,9 +23,21 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/submissions run
 
-## ui: the sandbox portals and the Dagster UI at http://127.0.0.1:3000 (Ctrl-C stops both)
+## ui: the sandbox portals, the Dagster UI at http://127.0.0.1:3000 and the ops console at
+## http://127.0.0.1:8710 (Ctrl-C stops all; add an account first: submissions console-user NAME)
 ui: install
+	$(VENV)/bin/submissions console & console=$$!; \
+	trap 'kill $$console 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/submissions ui
+
+## console: the ops console alone (evidence, review queue) at http://127.0.0.1:8710
+console: install
+	$(VENV)/bin/submissions console
+
+## screenshots: PNGs of the console's main pages for the README, in docs/console/ (the sandbox,
+## a small demo night through the real runner, the console, Chromium's headless shell; ~1 min)
+screenshots: install
+	$(PY) scripts/screenshots.py
 
 ## test: the whole suite (needs PostgreSQL at SUBMISSIONS_TEST_PG_URL; fails without it)
 test: install

@@ -133,6 +133,30 @@ def ui(port: int = typer.Option(3000, help="Port of the Dagster UI.")) -> None:
 
 
 @app.command()
+def console() -> None:
+    """The ops console (evidence, review queue) at SUBMISSIONS_CONSOLE_HOST:PORT until Ctrl-C."""
+    from submissions_pipeline.console.serve import serve
+
+    settings = load_settings()
+    typer.echo(f"console at http://{settings.console_host}:{settings.console_port}")
+    serve(settings)
+
+
+@app.command("console-user")
+def console_user(
+    name: str = typer.Argument(..., help="The operator's sign-in name."),
+    role: str = typer.Option("operator", help="viewer (looks) or operator (also acts)."),
+) -> None:
+    """Add or replace a console account; the password is asked for and stored only hashed."""
+    from submissions_pipeline.console.auth import Accounts, Role
+
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    path = load_settings().console_accounts_path
+    Accounts(path).put(name, password, Role(role))
+    typer.echo(f"{name} ({role}) saved in {path}")
+
+
+@app.command()
 def seed(
     per_oem: int = typer.Option(
         20, "--per-oem", min=MIN_PER_OEM, help="Demo cases per sandbox OEM."

@@ -61,6 +61,7 @@ def _artifacts(settings: Settings) -> ArtifactStoreResource:
             env=settings.env,
             ttl_days=settings.artifact_ttl_days,
             presign_expiry_s=settings.presign_expiry_s,
+            console_url=settings.console_url,
         )
     return LocalArtifactStoreResource(
         root=str(settings.artifacts_dir),
@@ -68,6 +69,7 @@ def _artifacts(settings: Settings) -> ArtifactStoreResource:
         ttl_days=settings.artifact_ttl_days,
         file_mode=settings.artifact_file_mode,
         dir_mode=settings.artifact_dir_mode,
+        console_url=settings.console_url,
     )
 
 

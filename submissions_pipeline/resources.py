@@ -26,6 +26,7 @@ from submissions_pipeline.artifacts.local import check_modes, parse_mode
 from submissions_pipeline.credentials import CredentialProvider, JsonCredentialProvider
 from submissions_pipeline.crm import CrmClient, EmbeddedCrm
 from submissions_pipeline.domain import RetryPolicy
+from submissions_pipeline.links import DEFAULT_CONSOLE_URL
 from submissions_pipeline.runner import (
     BatchConfig,
     BrowserSettings,
@@ -198,6 +199,10 @@ class ArtifactStoreResource(ConfigurableResource, ABC):
 
     env: str = Field("dev", description="Key prefix naming the environment: dev, stage or prod.")
     ttl_days: int = Field(30, ge=1, description="Days artifacts are kept before they expire.")
+    console_url: str = Field(
+        DEFAULT_CONSOLE_URL,
+        description="Base URL of the ops console: the CRM and metadata link to its job pages.",
+    )
 
     @abstractmethod
     def get_store(self) -> ArtifactStore:
@@ -226,13 +231,15 @@ class LocalArtifactStoreResource(ArtifactStoreResource):
         return self
 
     def get_store(self) -> LocalArtifactStore:
-        return LocalArtifactStore(
+        store = LocalArtifactStore(
             self.root,
             env=self.env,
             ttl_days=self.ttl_days,
             file_mode=self.file_mode,
             dir_mode=self.dir_mode,
         )
+        store.console_url = self.console_url
+        return store
 
     def location(self) -> str:
         return str(Path(self.root).resolve() / self.env)
@@ -284,6 +291,7 @@ class S3ArtifactStoreResource(ArtifactStoreResource):
             if self.ensure_bucket:
                 store.ensure_bucket()
             self._store = store
+        self._store.console_url = self.console_url
         return self._store
 
     def location(self) -> str:

@@ -33,6 +33,7 @@ from submissions_pipeline.assets.partitions import (
     WRITEBACK_JOB_NAME,
     nightly_timing,
 )
+from submissions_pipeline.evidence_purge import daily_evidence_purge, evidence_ttl_purge
 from submissions_pipeline.oems import oem_registry
 
 #: Steps one run executes at once. Workers are further capped by the `browser` pool across
@@ -102,5 +103,5 @@ def morning_report(context: ScheduleEvaluationContext) -> RunRequest:
 
 
 NIGHTLY_SCHEDULES = [nightly_schedule(oem) for oem in oem_registry().oem_keys()]
-ALL_SCHEDULES = [*NIGHTLY_SCHEDULES, morning_report]
-ALL_JOBS = [nightly_job, writeback_job, report_job]
+ALL_SCHEDULES = [*NIGHTLY_SCHEDULES, morning_report, daily_evidence_purge]
+ALL_JOBS = [nightly_job, writeback_job, report_job, evidence_ttl_purge]

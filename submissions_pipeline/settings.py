@@ -14,6 +14,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from submissions_pipeline.links import DEFAULT_CONSOLE_URL
+
 #: The repository (or installed site-packages) folder holding this package and `adapters/`.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,6 +95,29 @@ class Settings(BaseSettings):
         le=PRESIGN_EXPIRY_MAX_S,
         description="Lifetime of the presigned S3 links to evidence (metadata, CRM), seconds; "
         "at most 7 days, the longest S3 accepts.",
+    )
+    # -- the ops console (`submissions console`) -------------------------------------------
+    console_url: str = Field(
+        DEFAULT_CONSOLE_URL,
+        description="The console's address as people reach it: the CRM and Dagster metadata "
+        "link to `<console_url>/jobs/<job_id>`, never to a file or a presigned URL.",
+    )
+    console_host: str = Field(
+        "127.0.0.1", description="Interface the console listens on: loopback unless told."
+    )
+    console_port: int = Field(8710, ge=1, le=65535, description="The console's port.")
+    console_accounts_file: Path | None = Field(
+        None,
+        description="Operator accounts (JSON, hashed passwords; a mounted secret); default "
+        "`home`/console-accounts.json, written by `submissions console-user`.",
+    )
+    console_session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs session cookies; default: a random key kept in "
+        "`home`/console-session.key (owner-only).",
+    )
+    console_session_ttl_s: int = Field(
+        8 * 3600, ge=60, description="How long a sign-in lasts, seconds."
     )
     chromium: str | None = Field(
         None, description="Browser binary; default: Debian's headless Chromium build."
@@ -237,6 +262,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Local-disk artifact store root."""
         return self.home / "artifacts"
+
+    @property
+    def console_accounts_path(self) -> Path:
+        """The console's accounts file."""
+        return (self.console_accounts_file or self.home / "console-accounts.json").resolve()
 
     @property
     def dagster_instance_dir(self) -> Path:

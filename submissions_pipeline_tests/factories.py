@@ -110,6 +110,7 @@ LEGAL = {
     (S.NEEDS_REVIEW, S.CRM_UPDATED),
     (S.NEEDS_REVIEW, S.FAILED_TERMINAL),
     (S.DEAD_LETTERED, S.QUEUED),
+    (S.DEAD_LETTERED, S.CRM_UPDATED),  # a person submitted it by hand
 }
 
 # How to bring a fresh job into each state with the store's public operations.

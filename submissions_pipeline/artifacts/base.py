@@ -12,8 +12,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from submissions_pipeline.domain.reasons import ReasonCode
+from submissions_pipeline.links import DEFAULT_CONSOLE_URL, job_page_url
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+#: Files a TTL sweep keeps: an attempt's manifest (names, sizes, SHA-256s) and its verified
+#: bundle are tiny and hold no personal data, and with them the console can still say what
+#: the evidence was after the files themselves expired.
+KEPT_PAST_TTL = frozenset({"manifest.json", "bundle.json"})
 
 # One key segment: starts with a letter or digit, so it can never be "", ".", ".." or a hidden
 # temp file of the local store; no spaces or other characters that need URL quoting in a link.
@@ -88,6 +93,11 @@ class ArtifactStore(ABC):
     existing key replace it (last writer wins), which keeps re-runs of evidence steps idempotent.
     """
 
+    #: Base URL of the ops console that serves this store's evidence to people; links handed
+    #: out (CRM, Dagster metadata) point at its job pages, which outlive any file path or
+    #: presigned URL. Set by the resource from the settings.
+    console_url: str = DEFAULT_CONSOLE_URL
+
     def __init__(self, env: str = "dev", ttl_days: int = 30):
         """`env`: key prefix naming the environment ("dev", "stage", "prod").
         `ttl_days`: how long artifacts are kept before they expire (whole days, at least 1).
@@ -96,6 +106,10 @@ class ArtifactStore(ABC):
         if isinstance(ttl_days, bool) or not isinstance(ttl_days, int) or ttl_days < 1:
             raise ValueError(f"ttl_days must be a whole number of days >= 1, got {ttl_days!r}")
         self.ttl_days = ttl_days
+
+    def job_link(self, job_id: str, *, attempt: int | None = None) -> str:
+        """The lasting link to a job's evidence: its page in the ops console."""
+        return job_page_url(self.console_url, job_id, attempt=attempt)
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -186,7 +200,8 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def purge_expired(self, now: datetime) -> int:
-        """Delete what is past the TTL where the backend does not expire objects itself.
+        """Delete what is past the TTL where the backend does not expire objects itself,
+        keeping the `KEPT_PAST_TTL` files.
 
         Returns how many artifacts were deleted.
         """

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from submissions_pipeline.artifacts.base import (
     DEFAULT_CONTENT_TYPE,
+    KEPT_PAST_TTL,
     ArtifactNotFound,
     ArtifactStore,
     ArtifactStoreUnavailable,
@@ -218,7 +219,8 @@ class LocalArtifactStore(ArtifactStore):
     # -- TTL ----------------------------------------------------------------------------------
 
     def purge_expired(self, now: datetime) -> int:
-        """Delete files under this env whose mtime is more than `ttl_days` before `now`.
+        """Delete files under this env whose mtime is more than `ttl_days` before `now`, except
+        manifests and bundles (`KEPT_PAST_TTL`), which say what the evidence was.
 
         Leftover temp files of crashed writes are deleted by the same rule (not counted), and
         folders left empty are removed. `now` must be timezone-aware. Returns the artifacts
@@ -231,6 +233,8 @@ class LocalArtifactStore(ArtifactStore):
         deleted = 0
         for dirpath, _dirnames, filenames in os.walk(env_root, topdown=False):
             for filename in filenames:
+                if filename in KEPT_PAST_TTL:
+                    continue
                 path = Path(dirpath, filename)
                 try:
                     if path.stat().st_mtime >= cutoff:

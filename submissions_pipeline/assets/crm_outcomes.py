@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from submissions_pipeline.artifacts import ArtifactStore, ArtifactStoreError
+from submissions_pipeline.artifacts import ArtifactStore
 from submissions_pipeline.crm import CrmStatus, CrmUpdate
 from submissions_pipeline.domain import ErrorClass, Job, SubmissionState
 from submissions_pipeline.domain.evidence import LOOKUP_SCREENSHOT, POST_CONFIRM_SCREENSHOT
@@ -31,35 +31,25 @@ def bundle_key(job: Job) -> str | None:
 
 
 def proof_url(job: Job, artifacts: ArtifactStore) -> str | None:
-    """The link a person opens to see the proof: the confirmation (or lookup) screenshot.
+    """The link a person opens to see the proof: the job's page in the ops console.
 
-    On S3 this is a presigned link, valid for the store's `presign_expiry_s` (at most 7 days).
+    Never a file path or a presigned URL: the CRM keeps this link for good, and the console
+    streams (or presigns) the confirmation or lookup screenshot at the moment of the click.
     """
     key = evidence_item_key(job, POST_CONFIRM_SCREENSHOT) or evidence_item_key(
         job, LOOKUP_SCREENSHOT
     )
     if key is None:
         return None
-    try:
-        return artifacts.url(key)
-    except (ArtifactStoreError, ValueError):
-        return None
+    return artifacts.job_link(job.job_id)
 
 
 def failure_url(job: Job, artifacts: ArtifactStore) -> str | None:
-    """The failure screenshot's link as the runner recorded it (stable, so re-posting a failure
-    changes nothing), or a fresh one when only the key was kept."""
+    """The failed job's page in the ops console, where its failure screenshot, trace and step
+    log are (stable, so re-posting a failure changes nothing); None without a failure."""
     if job.failure is None:
         return None
-    if job.failure.screenshot_url:
-        return job.failure.screenshot_url
-    key = job.failure.artifacts.get("failure.png")
-    if not key:
-        return None
-    try:
-        return artifacts.url(key)
-    except (ArtifactStoreError, ValueError):
-        return None
+    return artifacts.job_link(job.job_id)
 
 
 def outcome_update(job: Job, artifacts: ArtifactStore) -> CrmUpdate | None:

@@ -30,6 +30,21 @@ FAILED_OUTCOMES = frozenset(
     }
 )
 
+#: Failed attempts (retried or not) must stay under this share of attempts, per run and over the
+#: soak window. Invalid data is not a failure: a human must fix the case, the pipeline worked.
+ERROR_BUDGET = 0.02
+
+#: Numeric keys repeated under `<oem>/...`: Dagster plots a key as one series across every
+#: partition, so only per-OEM keys draw one line per OEM.
+PER_OEM_SERIES = {
+    "attempts": "attempts",
+    "failed_attempts": "failed_attempts",
+    "fail_rate": "fail_rate",
+    "p50_job_s": "p50_s",
+    "p95_job_s": "p95_s",
+    "jobs_per_hour": "jobs_per_hour",
+}
+
 #: Largest job table rendered into metadata (the DataFrame itself holds every row).
 TABLE_ROWS = 50
 #: Most evidence links attached as separate url entries.
@@ -68,6 +83,23 @@ def fail_rate(states: Sequence[str | SubmissionState]) -> float:
         return math.nan
     failed = sum(SubmissionState(s) in FAILED_OUTCOMES for s in states)
     return failed / len(states)
+
+
+def budget_failures(
+    states: Sequence[str | SubmissionState], error_classes: Sequence[str | ErrorClass | None]
+) -> int:
+    """Attempts that count against the error budget: failed outcomes, invalid data left out."""
+    invalid = ErrorClass.INVALID_DATA.value
+    return sum(
+        SubmissionState(s) in FAILED_OUTCOMES
+        and not (isinstance(c, str | ErrorClass) and ErrorClass(c).value == invalid)
+        for s, c in zip(states, error_classes, strict=True)
+    )
+
+
+def per_oem_series(oem: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """`<oem>/<name>` copies of the plotted numbers, so each OEM's plot is its own line."""
+    return {f"{oem}/{name}": metadata[key] for key, name in PER_OEM_SERIES.items()}
 
 
 def timing_metadata(seconds: Sequence[float], concurrency: int) -> dict[str, float]:

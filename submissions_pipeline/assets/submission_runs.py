@@ -30,10 +30,13 @@ from dagster import (
 from pydantic import BaseModel, Field
 
 from submissions_pipeline.assets.job_metrics import (
+    ERROR_BUDGET,
+    budget_failures,
     error_class_counts,
     evidence_links,
     fail_rate,
     markdown_table,
+    per_oem_series,
     reason_summary,
     state_counts,
     timing_metadata,
@@ -64,10 +67,17 @@ OUTCOME_COLUMNS = [
     "reconciled",
     "reason_code",
     "error_class",
+    "last_step",
+    "message",
     "seconds",
     "worker_id",
     "evidence_url",
 ]
+
+#: Run tags the runs list shows (and filters by): how many attempts, how many failed.
+ATTEMPTS_TAG = "submissions/attempts"
+FAILED_ATTEMPTS_TAG = "submissions/failed_attempts"
+ERROR_BUDGET_TAG = "submissions/error_budget"
 
 
 class PriorityOrder(Enum):
@@ -258,9 +268,12 @@ def run_worker_batch(
         f"{report.seconds:.1f}s; stopped: {report.stop_reason}"
         + (f"; halted OEMs: {report.halted_oems}" if report.halted_oems else "")
     )
+    evidence = artifacts.get_store()
     for o in failed:
         context.log.warning(
-            f"{o.case_id} (job {o.job_id}) attempt {o.attempt}: {o.reason_code} -> {o.state}"
+            f"{o.case_id} (job {o.job_id}) attempt {o.attempt}: {o.reason_code} -> {o.state} "
+            f"at step {o.last_step or 'unknown'}: {o.message or 'no message'}; "
+            f"evidence: {evidence.job_link(o.job_id, attempt=o.attempt)}"
         )
     return report
 
@@ -281,6 +294,8 @@ def outcomes_frame(
             "reconciled": o.reconciled,
             "reason_code": o.reason_code.value if o.reason_code else None,
             "error_class": o.error_class.value if o.error_class else None,
+            "last_step": o.last_step,
+            "message": o.message or None,
             "seconds": o.seconds,
             "worker_id": r.worker_id,
             "evidence_url": urls.get(o.job_id),
@@ -303,17 +318,18 @@ def collect_outcomes(
     urls: dict[str, str | None] = {}
     for r in reports:
         for o in r.outcomes:
-            if o.manifest_key:
-                urls[o.job_id] = evidence.url(o.manifest_key)
-            else:
-                job = store.get(o.job_id)
-                urls[o.job_id] = job.failure.screenshot_url if job.failure else None
+            # The console's job page: it outlives file paths and presigned links.
+            urls[o.job_id] = evidence.job_link(o.job_id)
     df = outcomes_frame(reports, urls)
     concurrency = plan.workers * plan.context_cap
     after = store.stats(oem=plan.oem)
     depth = after.depth.get(plan.oem, {})
+    failed = budget_failures(list(df["state"]), list(df["error_class"]))
+    over_budget = bool(len(df)) and failed / len(df) >= ERROR_BUDGET
+    _tag_run(context, attempts=len(df), failed=failed, over_budget=over_budget)
     metadata = {
         "attempts": len(df),
+        "failed_attempts": failed,
         **state_counts(df["state"]),
         "fail_rate": fail_rate(list(df["state"])),
         **timing_metadata(list(df["seconds"]), concurrency),
@@ -338,9 +354,37 @@ def collect_outcomes(
             ["case_id", "attempt", "state", "reference", "reason_code", "seconds", "evidence_url"],
             link_column="evidence_url",
         ),
+        "failures": failures_table(df),
         **evidence_links(zip(df["case_id"], df["evidence_url"], strict=True)),
     }
+    metadata.update(per_oem_series(plan.oem, metadata))
     return Output(df, metadata=metadata)
+
+
+def failures_table(df: pd.DataFrame) -> MetadataValue:
+    """Each failed attempt: reason, step, message and the console link, the night's story."""
+    rows = df[df["reason_code"].notna()].to_dict("records")
+    return markdown_table(
+        rows,
+        ["case_id", "attempt", "reason_code", "last_step", "message", "state", "evidence_url"],
+        link_column="evidence_url",
+    )
+
+
+def _tag_run(context: OpExecutionContext, *, attempts: int, failed: int, over_budget: bool) -> None:
+    """Put the counts on the run itself, so the runs list tells a bad night from a good one."""
+    context.instance.add_run_tags(
+        context.run.run_id,
+        {
+            ATTEMPTS_TAG: str(attempts),
+            FAILED_ATTEMPTS_TAG: str(failed),
+            ERROR_BUDGET_TAG: "exceeded" if over_budget else "ok",
+        },
+    )
+    if over_budget:
+        context.log.error(
+            f"{failed} of {attempts} attempts failed: over the {ERROR_BUDGET:.0%} error budget"
+        )
 
 
 @graph_asset(

@@ -7,8 +7,9 @@ Thresholds are the release bar's numbers:
   severity (visible, never green, not blocking) until the sample is large enough.
   A "failure" is a job that ended failed or dead-lettered for a reason other than invalid data
   (a case a human must fix is the pipeline working as designed).
-- **error budget**: over the same window, failed attempts (including ones a retry later fixed)
-  < 2 % of attempts. It applies from the first job; with no attempts it passes with 0/0.
+- **error budget**: this run's failed attempts (retry-scheduled ones included) < 2 % of the
+  attempts it made, and over the same window plus every job waiting for a retry, failed
+  attempts (including ones a retry later fixed) < 2 % of attempts. Over budget is an ERROR.
 - **queue age**: the oldest due job has waited < 2 x the OEM's schedule interval.
 - **zero orphaned jobs**: no job is leased with an expired lease that the reaper has not taken
   back, and none is leased by a Dagster run that is no longer running.
@@ -22,12 +23,13 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetRecordsFilter,
     DagsterInstance,
     DagsterRunStatus,
     asset_check,
 )
 
-from submissions_pipeline.assets.job_metrics import markdown_table
+from submissions_pipeline.assets.job_metrics import ERROR_BUDGET, markdown_table
 from submissions_pipeline.assets.partitions import oem_partitions, schedule_interval_s
 from submissions_pipeline.assets.submission_runs import submission_runs
 from submissions_pipeline.domain import ErrorClass, Job, SubmissionState
@@ -40,7 +42,6 @@ S = SubmissionState
 SOAK_WINDOW = 1000
 SOAK_MAX_FAIL_RATE = 0.03
 SOAK_MAX_P95_S = 300.0
-ERROR_BUDGET = 0.02
 QUEUE_AGE_FACTOR = 2.0
 
 FINISHED_STATES = (S.CRM_UPDATED, S.FAILED_TERMINAL, S.DEAD_LETTERED)
@@ -97,7 +98,10 @@ def soak_numbers(jobs: list[Job]) -> dict[str, float | int]:
 
 
 def attempt_errors(jobs: list[Job]) -> tuple[int, int]:
-    """(failed attempts, attempts) of finished jobs, invalid-data jobs left out."""
+    """(failed attempts, attempts) of finished and retry-scheduled jobs, invalid data left out.
+
+    A retry-scheduled job's attempts all failed so far; a proven job's all but the last.
+    """
     failed = attempts = 0
     for j in jobs:
         if _is_business_failure(j):
@@ -105,6 +109,21 @@ def attempt_errors(jobs: list[Job]) -> tuple[int, int]:
         attempts += j.attempt
         failed += j.attempt - 1 if j.state is S.CRM_UPDATED else j.attempt
     return failed, attempts
+
+
+def run_attempts(context: AssetCheckExecutionContext) -> tuple[int, int] | None:
+    """(failed attempts, attempts) that this run's `submission_runs` made, from its metadata;
+    None when the asset was not materialized for this partition in this run."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=submission_runs.key, asset_partitions=[context.partition_key]),
+        limit=1,
+    ).records
+    if not records or records[0].run_id != context.run.run_id:
+        return None
+    meta = records[0].asset_materialization.metadata
+    if "failed_attempts" not in meta:
+        return None
+    return int(meta["failed_attempts"].value), int(meta["attempts"].value)
 
 
 def find_orphans(
@@ -146,11 +165,18 @@ def soak(context: AssetCheckExecutionContext, job_store: JobStoreResource) -> As
     n = soak_numbers(window)
     meta = {**n, "window": SOAK_WINDOW, "max_fail_rate": SOAK_MAX_FAIL_RATE}
     if n["jobs"] < SOAK_WINDOW:
+        # Too few jobs to prove anything, but enough failures already to fail: an error, never
+        # the same warning a clean first night gets.
+        failing = n["failed"] > 0 and n["fail_rate"] >= SOAK_MAX_FAIL_RATE
         return AssetCheckResult(
             passed=False,
-            severity=AssetCheckSeverity.WARN,
-            description=f"not yet proven: {n['jobs']} of {SOAK_WINDOW:,} finished jobs",
-            metadata=meta,
+            severity=AssetCheckSeverity.ERROR if failing else AssetCheckSeverity.WARN,
+            description=(
+                f"failed: fail rate {n['fail_rate']:.1%} over {n['jobs']} finished jobs"
+                if failing
+                else f"not yet proven: {n['jobs']} of {SOAK_WINDOW:,} finished jobs"
+            ),
+            metadata={**meta, "status": "failed" if failing else "not yet proven"},
         )
     ok_rate = n["fail_rate"] < SOAK_MAX_FAIL_RATE
     ok_p95 = not math.isnan(n["p95_job_s"]) and n["p95_job_s"] < SOAK_MAX_P95_S
@@ -170,30 +196,43 @@ def soak(context: AssetCheckExecutionContext, job_store: JobStoreResource) -> As
 @asset_check(
     asset=submission_runs,
     partitions_def=oem_partitions,
-    description=f"Error budget: failed attempts (retried or not) < {ERROR_BUDGET:.0%} of "
-    f"attempts over the last {SOAK_WINDOW:,} finished jobs.",
+    description=f"Error budget: failed attempts (retry-scheduled or retried) < {ERROR_BUDGET:.0%} "
+    f"of this run's attempts, and of the attempts of the last {SOAK_WINDOW:,} finished jobs and "
+    "of every job waiting for a retry.",
 )
 def error_budget(
     context: AssetCheckExecutionContext, job_store: JobStoreResource
 ) -> AssetCheckResult:
     oem = context.partition_key
-    window = recent_finished(job_store.get_store().list_jobs(oem=oem, states=FINISHED_STATES))
-    failed, attempts = attempt_errors(window)
+    store = job_store.get_store()
+    window = recent_finished(store.list_jobs(oem=oem, states=FINISHED_STATES))
+    waiting = store.list_jobs(oem=oem, states=[S.RETRY_SCHEDULED])
+    failed, attempts = attempt_errors(window + waiting)
     rate = failed / attempts if attempts else 0.0
-    if rate >= ERROR_BUDGET:
+    run_failed, run_total = run_attempts(context) or (0, 0)
+    run_rate = run_failed / run_total if run_total else 0.0
+    if rate >= ERROR_BUDGET or run_rate >= ERROR_BUDGET:
         notify_once(
-            job_store, "error_budget.breached", oem, {"error_rate": rate, "attempts": attempts}
+            job_store,
+            "error_budget.breached",
+            oem,
+            {"error_rate": max(rate, run_rate), "attempts": attempts, "run_attempts": run_total},
         )
     return AssetCheckResult(
-        passed=rate < ERROR_BUDGET,
+        passed=rate < ERROR_BUDGET and run_rate < ERROR_BUDGET,
         severity=AssetCheckSeverity.ERROR,
-        description=f"{failed} of {attempts} attempts failed ({rate:.1%})",
+        description=f"this run: {run_failed} of {run_total} attempts failed ({run_rate:.1%}); "
+        f"recent jobs: {failed} of {attempts} ({rate:.1%}); budget {ERROR_BUDGET:.0%}",
         metadata={
+            "run_failed_attempts": run_failed,
+            "run_attempts": run_total,
+            "run_error_rate": run_rate,
             "failed_attempts": failed,
             "attempts": attempts,
             "error_rate": rate,
             "budget": ERROR_BUDGET,
             "jobs": len(window),
+            "retry_scheduled": len(waiting),
         },
     )
 

@@ -91,12 +91,21 @@ def release_gate(context: AssetCheckExecutionContext) -> AssetCheckResult:
     history = gate_history(context.instance, oem)
     count, reset = consecutive_clean(history)
     passed = count >= REQUIRED_CLEAN_RUNS
+    # Not yet proven (a warning that says how far along) is not failed (the newest failure in
+    # the history reset the count: an error), so a first clean night never reads as broken.
+    if passed:
+        status, severity = "passed", AssetCheckSeverity.WARN
+    elif reset is None:
+        status, severity = "not yet proven", AssetCheckSeverity.WARN
+    else:
+        status, severity = "failed", AssetCheckSeverity.ERROR
     return AssetCheckResult(
         passed=passed,
-        severity=AssetCheckSeverity.WARN,
-        description=f"{count} of {REQUIRED_CLEAN_RUNS} consecutive clean runs"
+        severity=severity,
+        description=f"{status}: {count} of {REQUIRED_CLEAN_RUNS} consecutive clean runs"
         + (f"; last reset by run {reset.run_id}" if reset else ""),
         metadata={
+            "status": status,
             "consecutive_clean_runs": count,
             "required_clean_runs": REQUIRED_CLEAN_RUNS,
             "runs_recorded": len(history),

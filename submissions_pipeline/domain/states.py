@@ -62,8 +62,9 @@ TRANSITIONS: dict[SubmissionState, frozenset[SubmissionState]] = {
     S.NEEDS_REVIEW: frozenset({S.QUEUED, S.CRM_UPDATED, S.FAILED_TERMINAL}),
     S.CRM_UPDATED: frozenset(),
     S.FAILED_TERMINAL: frozenset(),
-    # Ops re-drive a dead letter once the adapter is fixed.
-    S.DEAD_LETTERED: frozenset({S.QUEUED}),
+    # Ops re-drive a dead letter once the adapter is fixed, or record that a person submitted
+    # the case by hand (with the portal's reference).
+    S.DEAD_LETTERED: frozenset({S.QUEUED, S.CRM_UPDATED}),
 }
 
 #: States a worker may claim when due.

@@ -59,6 +59,9 @@ class JobOutcome(BaseModel):
     reconciled: bool = False
     reason_code: ReasonCode | None = None
     error_class: ErrorClass | None = None
+    #: The failure's (redacted) message and the step it happened in, for the run log.
+    message: str = ""
+    last_step: str | None = None
     seconds: float
     halt_oem: bool = False
     alert: bool = False
@@ -371,7 +374,9 @@ async def _fail(
         failure = failure.model_copy(
             update={
                 "artifacts": links,
-                "screenshot_url": deps.artifacts.url(shot.key) if shot else None,
+                "screenshot_url": (
+                    deps.artifacts.job_link(job.job_id, attempt=job.attempt) if shot else None
+                ),
             }
         )
     except ArtifactStoreUnavailable as store_exc:
@@ -397,5 +402,6 @@ async def _fail(
         return out
     out = _outcome(a, manifest)
     out.reason_code, out.error_class = failure.reason_code, failure.error_class
+    out.message, out.last_step = failure.message, failure.last_step
     out.halt_oem, out.alert = decision.halt_oem_batch, decision.alert
     return out

@@ -39,6 +39,7 @@ class OperatorActions:
     _transition_values: Any
     _check_caller: Any
     transition: Any
+    get: Any
 
     def _decide(
         self,
@@ -180,16 +181,46 @@ class OperatorActions:
     ) -> Job:
         """A person found (or made) the submission on the portal: record its reference.
 
-        The caller writes the human submission to the CRM first; this closes the job.
+        Open to jobs in review and to dead letters (the adapter broke, so a person submitted
+        by hand). The caller writes the human submission to the CRM first; this closes the job.
         """
+        current = self.get(job_id).state  # the compare-and-set below still guards the move
         return self._decide(
             job_id,
-            S.NEEDS_REVIEW,
+            S.DEAD_LETTERED if current is S.DEAD_LETTERED else S.NEEDS_REVIEW,
             S.CRM_UPDATED,
             actor=actor,
             note=note or f"submitted by hand: {reference}",
             values={"reference": reference, "submitted_by_automation": False},
             now=now,
+        )
+
+    @reconnecting
+    def note_review(
+        self, job_id: str, *, actor: str, note: str, now: datetime | None = None
+    ) -> Job:
+        """A person looked at a failed or parked job and says so (the state does not change)."""
+        now = now or self.clock()
+        states = frozenset(CRM_REPORTED_STATES)
+
+        def check(row: _Locked) -> None:
+            if row.state not in states:
+                raise StaleState(f"job {job_id} is {row.state}, not a failure or a review")
+
+        return self._apply(
+            _Change(
+                job_id=job_id,
+                allowed=states,
+                lease_owner=None,
+                check=check,
+                values={"updated_at": now},
+                kind="milestone",
+                actor=actor,
+                step="reviewed",
+                reason_code=None,
+                detail={"note": note[:1000]},
+                at=now,
+            )
         )
 
     @reconnecting

@@ -42,7 +42,7 @@ def test_complete_evidence_passes_and_the_crm_gets_reference_and_proof_link(
     assert store.get(job.job_id).state is S.CRM_UPDATED
     case = crm.get_case(job.case_id)
     assert case.status is CrmStatus.SUBMITTED and case.submitted_by_automation
-    assert case.reference == job.reference and case.evidence_url.endswith("post_confirm.png")
+    assert case.reference == job.reference and case.evidence_url == artifacts.job_link(job.job_id)
     bundle_key = job.evidence["manifest_key"].replace("manifest.json", "bundle.json")
     assert b'"complete": true' in artifacts.get_bytes(bundle_key)
 
@@ -111,9 +111,22 @@ def test_release_gate_passes_after_five_clean_runs_and_resets_on_a_failure(
     failed = run_selection(resources, instance, BUNDLE_AND_WRITE_BACK, run_id=run_id)
     assert metadata_of(failed, "crm_updates")["release_verdict"] == "failed"
     evaluation = check_result(failed, "release_gate")
-    assert not evaluation.passed
+    assert not evaluation.passed and evaluation.severity is AssetCheckSeverity.ERROR
+    assert evaluation.description.startswith("failed")
     assert evaluation.metadata["consecutive_clean_runs"].value == 0
     assert evaluation.metadata["last_reset_run"].value == run_id
+
+
+def test_a_first_ever_clean_run_shows_the_gate_and_soak_not_yet_proven_not_failed(
+    resources, instance: DagsterInstance, store: JobStore, crm: EmbeddedCrm
+):
+    _clean_run(resources, instance, store, crm, resources["artifacts"].get_store(), 1)
+    gate = check_result(run_checks(resources, instance, "crm_updates"), "release_gate")
+    assert not gate.passed and gate.severity is AssetCheckSeverity.WARN
+    assert gate.description.startswith("not yet proven: 1 of 5")
+    soak = check_result(run_checks(resources, instance, "submission_runs"), "soak")
+    assert not soak.passed and soak.severity is AssetCheckSeverity.WARN
+    assert soak.description.startswith("not yet proven: 1 of 1,000")
 
 
 def test_a_run_that_fails_before_the_crm_update_resets_the_gate(

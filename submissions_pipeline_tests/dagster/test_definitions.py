@@ -79,7 +79,8 @@ def test_the_code_location_has_the_graph_checks_schedules_and_sensors():
         "unknown_oems",
     }
     assert {s.name for s in repo.schedule_defs} == {f"nightly_{o}" for o in oem_keys()} | {
-        "morning_report"
+        "morning_report",
+        "daily_evidence_purge",
     }
     assert {s.name for s in repo.sensor_defs} == {
         "new_crm_cases_sensor",

@@ -14,6 +14,7 @@ from submissions_pipeline.crm import CrmStatus, EmbeddedCrm, seed_demo_cases
 from submissions_pipeline.definitions import build_definitions
 from submissions_pipeline.demo import run_nightly
 from submissions_pipeline.domain import SubmissionState
+from submissions_pipeline.links import DEFAULT_CONSOLE_URL
 from submissions_pipeline.store import JobStore
 from submissions_pipeline_tests.dagster.conftest import (
     OEM,
@@ -58,7 +59,10 @@ def test_the_nightly_graph_submits_each_case_once_with_proof_and_writes_it_back(
             continue
         assert case.status is CrmStatus.SUBMITTED and case.submitted_by_automation
         assert case.reference == ledger[case.case_id]
-        assert Path(case.evidence_url.removeprefix("file://")).is_file()
+        stored = next(j for j in store.list_jobs(oem=OEM) if j.case_id == case.case_id)
+        assert case.evidence_url == f"{DEFAULT_CONSOLE_URL}/jobs/{stored.job_id}"
+        root = Path(resources["artifacts"].root)
+        assert all((root / i["key"]).is_file() for i in stored.evidence["items"])
     assert {j.state for j in store.list_jobs(oem=OEM)} == {S.CRM_UPDATED}
 
     runs = metadata_of(result, "submission_runs")

@@ -1,5 +1,6 @@
-"""The S3 artifact resource against moto's S3 server: TTL rule, bundles, presigned CRM links."""
+"""The S3 artifact resource against moto's S3 server: TTL rule, bundles, lasting CRM links."""
 
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -15,6 +16,7 @@ from submissions_pipeline.resource_sets import resource_set
 from submissions_pipeline.resources import S3ArtifactStoreResource
 from submissions_pipeline.settings import load_settings
 from submissions_pipeline.store import JobStore
+from submissions_pipeline_tests.console.conftest import console_deps_for, serve_console
 from submissions_pipeline_tests.dagster.conftest import (
     arrange_proven_job,
     check_result,
@@ -62,35 +64,72 @@ def test_the_resource_creates_the_bucket_with_the_envs_ttl_rule(
     assert s3_artifacts.location() == f"s3://{s3_artifacts.bucket}/stage/"
 
 
-def test_bundles_live_in_the_bucket_and_the_crm_gets_a_presigned_link(
+def test_bundles_live_in_the_bucket_and_the_crm_link_opens_the_job_through_the_console(
     resources,
     s3_artifacts: S3ArtifactStoreResource,
     instance: DagsterInstance,
     store: JobStore,
     crm: EmbeddedCrm,
+    tmp_path,
 ):
     artifacts = s3_artifacts.get_store()
     job = arrange_proven_job(store, crm, artifacts, 1)
+    with closing(serve_console(console_deps_for(store, artifacts, tmp_path, crm))) as servers:
+        console = next(servers)  # sets the store's console_url to the served address
+        s3_artifacts_at_console = S3ArtifactStoreResource(
+            s3=s3_artifacts.s3,
+            bucket=s3_artifacts.bucket,
+            env="stage",
+            ttl_days=14,
+            console_url=console.url,
+        )
+        result = run_selection(
+            {**resources, "artifacts": s3_artifacts_at_console},
+            instance,
+            AssetSelection.assets(evidence_bundles, crm_updates),
+        )
 
-    result = run_selection(
-        {**resources, "artifacts": s3_artifacts},
-        instance,
-        AssetSelection.assets(evidence_bundles, crm_updates),
-    )
+        assert result.success and check_result(result, "evidence_completeness").passed
+        assert store.get(job.job_id).state is SubmissionState.CRM_UPDATED
+        bundle_key = job.evidence["manifest_key"].replace("manifest.json", "bundle.json")
+        assert bundle_key.startswith("stage/northwind/")
+        assert b'"complete": true' in artifacts.get_bytes(bundle_key)
 
-    assert result.success and check_result(result, "evidence_completeness").passed
-    assert store.get(job.job_id).state is SubmissionState.CRM_UPDATED
-    bundle_key = job.evidence["manifest_key"].replace("manifest.json", "bundle.json")
-    assert bundle_key.startswith("stage/northwind/")
-    assert b'"complete": true' in artifacts.get_bytes(bundle_key)
+        # The CRM keeps the console's job page: no bucket, no signature, nothing that expires.
+        case = crm.get_case(job.case_id)
+        assert case.status is CrmStatus.SUBMITTED and case.reference == job.reference
+        assert case.evidence_url == f"{console.url}/jobs/{job.job_id}"
+        assert "X-Amz" not in case.evidence_url
+        assert metadata_of(result, "crm_updates")[f"evidence_{job.case_id}"] == case.evidence_url
 
-    case = crm.get_case(job.case_id)
-    assert case.status is CrmStatus.SUBMITTED and case.reference == job.reference
-    link = urlparse(case.evidence_url)
-    assert link.path.endswith("/post_confirm.png") and s3_artifacts.bucket in link.path
-    query = parse_qs(link.query)
-    assert query["X-Amz-Expires"] == ["3600"] and "X-Amz-Signature" in query
-    assert metadata_of(result, "crm_updates")[f"evidence_{job.case_id}"] == case.evidence_url
+        # Anonymous: the login page. Signed in: the job page, and its screenshot is presigned
+        # at the moment of the click (a link signed now, short-lived, that moto serves).
+        anonymous = requests.get(case.evidence_url, timeout=5)
+        assert "Sign in" in anonymous.text and job.case_id not in anonymous.text
+        http = console.signed_in()
+        page = http.get(case.evidence_url, timeout=5)
+        assert page.status_code == 200 and job.case_id in page.text
+        shot = next(i["key"] for i in job.evidence["items"] if i["name"] == "post_confirm.png")
+        before = datetime.now(UTC).replace(microsecond=0)
+        click = http.get(f"{console.url}/jobs/{job.job_id}/evidence/{shot}", allow_redirects=False)
+        assert click.status_code == 302
+        query = parse_qs(urlparse(click.headers["location"]).query)
+        signed_at = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ")
+        assert signed_at.replace(tzinfo=UTC) >= before and query["X-Amz-Expires"] == ["300"]
+        assert requests.get(click.headers["location"], timeout=5).content.endswith(
+            b"post_confirm.png"
+        )
+
+        # Eight days on, a presigned link made at write time would be dead; the CRM's link
+        # still opens the page, and the evidence past its TTL reads as expired, manifest kept.
+        later = datetime.now(UTC) + timedelta(days=8)
+        console.deps.clock = lambda: later
+        assert http.get(case.evidence_url, timeout=5).status_code == 200
+        for item in job.evidence["items"]:
+            artifacts.client.delete_object(Bucket=s3_artifacts.bucket, Key=item["key"])
+        console.deps.clock = lambda: later + timedelta(days=14)
+        expired = http.get(case.evidence_url, timeout=5).text
+        assert "evidence expired" in expired and "post_confirm.png" in expired
 
 
 SEVEN_DAYS_S = 7 * 24 * 3600

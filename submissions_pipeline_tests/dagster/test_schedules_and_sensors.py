@@ -81,7 +81,8 @@ def test_the_morning_report_is_built_before_business_hours(defs: Definitions):
     [request] = morning_report.evaluate_tick(context).run_requests
     assert request.run_key == "report:2026-11-27"
     assert {s.name for s in ALL_SCHEDULES} == {f"nightly_{o}" for o in oem_keys()} | {
-        "morning_report"
+        "morning_report",
+        "daily_evidence_purge",
     }
 
 
