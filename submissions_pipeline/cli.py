@@ -130,6 +130,55 @@ def ui(port: int = typer.Option(3000, help="Port of the Dagster UI.")) -> None:
 
 
 @app.command()
+def up(
+    port: int = typer.Option(3000, help="Port of the Dagster UI."),
+    browser_slots: int = typer.Option(2, help="Browsers at once across all runs."),
+) -> None:
+    """The production shape on one machine: dagster-webserver and dagster-daemon on PostgreSQL,
+    the job store on the same server, the sandbox portals; until Ctrl-C or SIGTERM."""
+    from submissions_pipeline.stack import Stack, StackConfig
+
+    settings = load_settings()
+    config = StackConfig(
+        home=settings.home / "up",
+        server_url=settings.postgres_url,
+        port=port,
+        browser_slots=browser_slots,
+    )
+    with Stack(config) as stack:
+        code = stack.serve_forever(echo=typer.echo)
+    typer.echo("stopped: webserver, daemon, code servers and run workers")
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    dagster_home: Path | None = typer.Option(
+        None, help="The instance folder; default: `make up`'s (var/up/dagster) when it exists."
+    ),
+) -> None:
+    """Daemon heartbeats and queue depth: exit 1 when a daemon thread has stopped beating."""
+    from dagster import DagsterInstance
+
+    from submissions_pipeline.launcher import daemon_heartbeats
+
+    settings = load_settings()
+    home = dagster_home or settings.home / "up" / "dagster"
+    if not (home / "dagster.yaml").exists():
+        home = settings.dagster_instance_dir
+    with DagsterInstance.from_config(str(home)) as instance:
+        beats = daemon_heartbeats(instance)
+    for beat in beats:
+        age = (
+            "never"
+            if beat.last_heartbeat_age_s is None
+            else f"{beat.last_heartbeat_age_s:.0f} s ago"
+        )
+        typer.echo(f"{'ok  ' if beat.healthy else 'DOWN'} {beat.daemon:<28} last heartbeat {age}")
+    raise typer.Exit(0 if beats and all(b.healthy for b in beats) else 1)
+
+
+@app.command()
 def seed(
     per_oem: int = typer.Option(
         20, "--per-oem", min=MIN_PER_OEM, help="Demo cases per sandbox OEM."
@@ -430,8 +479,23 @@ def soak(
     context_cap: int = typer.Option(3, help="Contexts per worker."),
     retry_time_scale: float = typer.Option(0.005, help="Retry delays scaled down by this."),
     out: Path = typer.Option(Path("var/soak"), help="Report folder (report.json, chart.png)."),
+    daemon: bool = typer.Option(
+        False, "--daemon", help="The scheduler soak: the `make up` stack under the daemon."
+    ),
+    minutes: float = typer.Option(60, help="With --daemon: how long cases arrive and chaos."),
 ) -> None:
-    """Soak the real pipeline against faulty sandbox portals and judge it by the release bar."""
+    """Soak the real pipeline against faulty sandbox portals and judge it by the release bar.
+
+    With --daemon, soak the scheduler instead: schedules and sensors accelerated, cases arriving
+    continuously, run workers killed, connections dropped, the daemon restarted.
+    """
+    if daemon:
+        from bench.daemon_soak import DaemonSoakConfig, run_daemon_soak
+
+        result = run_daemon_soak(
+            DaemonSoakConfig(minutes=minutes, out_dir=out.parent / "daemon-soak"), echo=typer.echo
+        )
+        raise typer.Exit(0 if result.passed else 1)
     from bench.soak import SoakConfig, run_soak
 
     report = run_soak(
