@@ -8,7 +8,7 @@ export SUBMISSIONS_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run ui console screenshots test bench lint format clean
+.PHONY: install run ui up status console screenshots test bench soak lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -39,8 +39,19 @@ console: install
 screenshots: install
 	$(PY) scripts/screenshots.py
 
+## up: the production shape on one machine: dagster-webserver (http://127.0.0.1:3000) and
+## dagster-daemon on PostgreSQL (started if down), job store on the same server, sandbox portals
+up: install
+	bash scripts/ensure-postgres.sh
+	$(VENV)/bin/submissions up
+
+## status: the daemon's heartbeats (exit 1 when a daemon thread stopped beating)
+status: install
+	$(VENV)/bin/submissions status
+
 ## test: the whole suite (needs PostgreSQL at SUBMISSIONS_TEST_PG_URL; fails without it)
 test: install
+	bash scripts/ensure-postgres.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## bench: the benchmark against raw-Playwright baselines, quick (~7 min on 2 quiet cores);

@@ -189,14 +189,17 @@ def plan_for(
 
 
 def chromium_executable() -> str:
-    """The browser every variant launches (SUBMISSIONS_CHROMIUM, else Debian's)."""
+    """The browser every variant launches, baselines and runner alike (SUBMISSIONS_CHROMIUM,
+    else the runner's default: the headless shell where it is installed)."""
     from submissions_pipeline.runner.config import default_chromium
 
     return load_settings().chromium or default_chromium()
 
 
 def machine_info(executable: str) -> Machine:
-    """CPU, memory, OS and versions of this machine."""
+    """CPU, memory, OS and versions of this machine, and which browser binary ran."""
+    from submissions_pipeline.runner.config import browser_label
+
     cpu_model = "unknown"
     with open("/proc/cpuinfo") as fh:
         for line in fh:
@@ -228,7 +231,8 @@ def machine_info(executable: str) -> Machine:
         kernel=platform.release(),
         python=platform.python_version(),
         playwright=metadata.version("playwright"),
-        chromium=chromium.removeprefix("Chromium ").strip() or "unknown",
+        chromium=f"{chromium.removeprefix('Chromium ').strip() or 'unknown'}, "
+        f"{browser_label(executable)}",
         load_avg_start=os.getloadavg(),
     )
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Install what pip cannot: Debian's chromium and ffmpeg, and point Playwright's video
-# recorder at Debian's ffmpeg (Playwright cannot download its own browsers here).
+# Install what pip cannot: Debian's chromium-headless-shell (Playwright's default headless browser,
+# the one the runner launches), chromium (headed debugging, the full-browser tests) and ffmpeg, and
+# point Playwright's video recorder at Debian's ffmpeg (Playwright cannot download browsers here).
 # Usage: scripts/install-system-deps.sh PYTHON   (the virtualenv's python)
 set -euo pipefail
 PY="${1:-python3}"
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/lib/chromium/chromium-headless-shell ] || missing+=(chromium-headless-shell)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"

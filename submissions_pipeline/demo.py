@@ -37,6 +37,7 @@ from submissions_pipeline.launcher import (
 )
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resource_sets import resource_set
+from submissions_pipeline.runner.config import browser_label, default_chromium
 from submissions_pipeline.settings import (
     PROJECT_ROOT,
     Settings,
@@ -73,6 +74,7 @@ class NightlySummary(BaseModel):
     evidence_location: str
     dagster_home: str
     portal_urls: dict[str, str]
+    browser: str = Field("", description="The browser binary the workers launched.")
 
     @property
     def ok(self) -> bool:
@@ -87,6 +89,8 @@ class NightlySummary(BaseModel):
     def render(self, show: int = 10) -> str:
         """The summary as people read it."""
         lines = [f"Nightly submissions on the embedded default for {', '.join(self.oems)}"]
+        if self.browser:
+            lines.append(f"Browser: {self.browser}")
         lines += [f"  {oem:<10} {outcome}" for oem, outcome in self.runs.items()]
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(self.cases_by_status.items()))
         lines.append(f"Cases in the CRM: {self.cases} ({statuses})")
@@ -134,6 +138,8 @@ class DemoEnvironment:
     credentials_file: Path
     dagster_home: Path
     seeded: int
+    #: The running sandbox (its knobs and ledgers), for the scheduler soak and tests.
+    sandbox: Any = None
 
 
 def sandbox_oems(oems: Sequence[str] | None = None) -> list[str]:
@@ -178,7 +184,7 @@ def demo_environment(
             "DAGSTER_HOME": str(dagster_home),
         }
         with exported_environment(exported):
-            yield DemoEnvironment(load_settings(), server.urls, creds, dagster_home, seeded)
+            yield DemoEnvironment(load_settings(), server.urls, creds, dagster_home, seeded, server)
 
 
 def summarize(
@@ -222,6 +228,7 @@ def summarize(
         evidence_location=evidence_location,
         dagster_home=str(dagster_home),
         portal_urls=dict(portal_urls),
+        browser=browser_label(settings.chromium or default_chromium()),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -180,3 +181,30 @@ def _interrupted(event: object) -> bool:
         names.append(error.cls_name)
         error = error.cause
     return any(n in ("DagsterExecutionInterruptedError", "KeyboardInterrupt") for n in names)
+
+
+@dataclass
+class DaemonHealth:
+    """One of the daemon's threads as its heartbeats show it."""
+
+    daemon: str
+    healthy: bool
+    last_heartbeat_age_s: float | None
+
+
+def daemon_heartbeats(instance: DagsterInstance) -> list[DaemonHealth]:
+    """The heartbeats of every daemon thread the instance needs (schedules, sensors, run queue,
+    monitoring, run retries). Nothing inside a run can notice that the daemon stopped; these
+    can, and they are what `submissions status` reports."""
+    now = time.time()
+    out = []
+    for kind, status in sorted(instance.get_daemon_statuses().items()):
+        beat = status.last_heartbeat
+        out.append(
+            DaemonHealth(
+                daemon=kind,
+                healthy=bool(status.healthy),
+                last_heartbeat_age_s=None if beat is None else round(now - beat.timestamp, 1),
+            )
+        )
+    return out

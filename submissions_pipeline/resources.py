@@ -308,7 +308,7 @@ class BrowserResource(ConfigurableResource):
 
     home: str = Field(description="Working folder of workers (Playwright's ffmpeg link, scratch).")
     executable_path: str | None = Field(
-        None, description="Browser binary; None: Debian's default build."
+        None, description="Browser binary; None: the headless shell, else the full Chromium."
     )
     browsers_path: str | None = Field(
         None, description="PLAYWRIGHT_BROWSERS_PATH for the driver; None: home/pw-browsers."

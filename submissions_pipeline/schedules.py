@@ -10,10 +10,14 @@ import os
 
 from dagster import (
     AssetSelection,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     RunRequest,
+    RunsFilter,
     ScheduleDefinition,
     ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
     multiprocess_executor,
     schedule,
@@ -28,6 +32,7 @@ from submissions_pipeline.assets import (
 from submissions_pipeline.assets.partitions import (
     NIGHTLY_JOB_NAME,
     OEM_TAG,
+    PARTITION_TAG,
     REPORT_JOB_NAME,
     TRIGGER_TAG,
     WRITEBACK_JOB_NAME,
@@ -42,6 +47,25 @@ MAX_CONCURRENT_STEPS = max(2, min(4, os.cpu_count() or 2))
 
 #: When the cross-OEM report is built: after every OEM's nightly, before business hours.
 REPORT_CRON, REPORT_TIMEZONE = "0 6 * * *", "UTC"
+
+#: Runs of an OEM that are still going: a new one would only queue behind them.
+ACTIVE_RUN_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+
+
+def active_run(instance: DagsterInstance, oem: str) -> bool:
+    """Whether the OEM has a run queued or going. Every trigger launches the same job, whose
+    intake reads all new cases and whose workers pull every due job, so a second run for the
+    OEM would only queue behind the first and find nothing left to do."""
+    runs = instance.get_run_records(
+        RunsFilter(tags={PARTITION_TAG: oem}, statuses=ACTIVE_RUN_STATUSES), limit=1
+    )
+    return bool(runs)
+
 
 nightly_job = define_asset_job(
     NIGHTLY_JOB_NAME,
@@ -77,7 +101,9 @@ def nightly_schedule(oem: str) -> ScheduleDefinition:
         default_status=DefaultScheduleStatus.RUNNING,
         description=f"{oem}: the nightly batch at {cron} ({tz}).",
     )
-    def _nightly(context: ScheduleEvaluationContext) -> RunRequest:
+    def _nightly(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+        if active_run(context.instance, oem):
+            return SkipReason(f"{oem}: a run is already queued or going; it does this work")
         return RunRequest(
             run_key=f"nightly:{oem}:{context.scheduled_execution_time:%Y-%m-%dT%H:%M%z}",
             partition_key=oem,

@@ -12,12 +12,10 @@ from typing import Any
 from dagster import (
     AssetObservation,
     DagsterInstance,
-    DagsterRunStatus,
     DefaultSensorStatus,
     MetadataValue,
     RunFailureSensorContext,
     RunRequest,
-    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -34,22 +32,23 @@ from submissions_pipeline.domain import FailureObject, Job, ReasonCode, Submissi
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import CrmResource, JobStoreResource
-from submissions_pipeline.schedules import nightly_job, writeback_job
+from submissions_pipeline.run_launcher import run_worker_crashed
+from submissions_pipeline.schedules import active_run, nightly_job, writeback_job
+from submissions_pipeline.settings import load_settings
 from submissions_pipeline.store import JobStore, StaleState
 from submissions_pipeline.store.operator import CRM_REPORTED_STATES
 
 S = SubmissionState
 
-#: Runs of an OEM that are still going: a new one would only queue behind them.
-ACTIVE_RUN_STATUSES = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
 #: States a retry comes due in: scheduled retries, reconciliations, and jobs the reaper put
 #: back in the queue (attempt > 0).
 RETRY_STATES = (S.RETRY_SCHEDULED, S.NEEDS_RECONCILIATION, S.QUEUED)
+
+
+def _every(default_s: int) -> int:
+    """A sensor's minimum interval: its own, or the shorter accelerated one of the settings."""
+    accelerated = load_settings().sensor_interval_s
+    return min(default_s, accelerated) if accelerated else default_s
 
 
 def _load_cursor(cursor: str | None) -> dict[str, str]:
@@ -60,17 +59,12 @@ def _load_cursor(cursor: str | None) -> dict[str, str]:
     return value if isinstance(value, dict) else {}
 
 
-def _active_run(instance: DagsterInstance, oem: str) -> bool:
-    runs = instance.get_run_records(
-        RunsFilter(tags={PARTITION_TAG: oem}, statuses=ACTIVE_RUN_STATUSES), limit=1
-    )
-    return bool(runs)
-
-
 @sensor(
     job=nightly_job,
-    minimum_interval_seconds=120,
-    default_status=DefaultSensorStatus.STOPPED,
+    minimum_interval_seconds=_every(120),
+    default_status=DefaultSensorStatus.RUNNING
+    if load_settings().new_cases_sensor
+    else DefaultSensorStatus.STOPPED,
     description="Starts an OEM's run when new cases arrive in the CRM. Off by default: nightly "
     "is the default path; turn it on for near-real-time submissions. The cursor (per OEM) and "
     "run keys make each case trigger at most one run.",
@@ -81,8 +75,8 @@ def new_crm_cases_sensor(context: SensorEvaluationContext, crm: CrmResource) -> 
     requests = []
     for oem in oem_registry().oem_keys():
         page = client.list_new_cases(oem, cursor.get(oem), limit=500)
-        if not page.records:
-            continue
+        if not page.records or active_run(context.instance, oem):
+            continue  # nothing new, or a run that will read them: look again next tick
         first, last = page.records[0].sequence, page.records[-1].sequence
         requests.append(
             RunRequest(
@@ -113,7 +107,7 @@ def due_retries(store: JobStore, oem: str, now: datetime) -> list[Job]:
 
 @sensor(
     job=nightly_job,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=_every(60),
     default_status=DefaultSensorStatus.RUNNING,
     description="Starts an OEM's run when retries come due (2-10 min jitter after a failure), "
     "so the nightly run never waits for them. At most one run per newly due batch.",
@@ -132,7 +126,7 @@ def retries_due_sensor(
         newest = max(j.next_attempt_at for j in due if j.next_attempt_at).isoformat()
         if cursor.get(oem, "") >= newest:
             continue  # these already started a run
-        if _active_run(context.instance, oem):
+        if active_run(context.instance, oem):
             continue  # the running one pulls them; look again after it ends
         requests.append(
             RunRequest(
@@ -167,7 +161,7 @@ def unwritten_outcomes(store: JobStore, oem: str, now: datetime) -> list[Job]:
 
 @sensor(
     job=writeback_job,
-    minimum_interval_seconds=300,
+    minimum_interval_seconds=_every(300),
     default_status=DefaultSensorStatus.RUNNING,
     description="Writes back outcomes a run proved but did not get into the CRM (the CRM was "
     "down, its connection dropped): bundles and CRM updates only, no browser.",
@@ -181,7 +175,7 @@ def unwritten_outcomes_sensor(
     requests = []
     for oem in oem_registry().oem_keys():
         waiting = unwritten_outcomes(store, oem, now)
-        if not waiting or _active_run(context.instance, oem):
+        if not waiting or active_run(context.instance, oem):
             continue
         newest = max(j.updated_at for j in waiting).isoformat()
         if cursor.get(oem, "") >= newest:
@@ -202,7 +196,7 @@ def unwritten_outcomes_sensor(
 
 
 @sensor(
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=_every(60),
     default_status=DefaultSensorStatus.RUNNING,
     description="The lease reaper: takes back jobs whose worker stopped heartbeating (back to "
     "the queue before the submit click, to reconciliation after it).",
@@ -244,17 +238,37 @@ def dead_letter_failed_run(
 
 
 def record_run_failure_alert(
-    instance: DagsterInstance, oem: str | None, run_id: str, reason: str, parked: list[Job]
+    instance: DagsterInstance,
+    oem: str | None,
+    run_id: str,
+    reason: str,
+    parked: list[Job],
+    released: list[Job] | None = None,
+    *,
+    crashed: bool = False,
 ) -> None:
-    """An observation on the OEM's `submission_runs` partition: the alert ops see in the UI."""
+    """An observation on the OEM's `submission_runs` partition: the alert ops see in the UI.
+
+    `parked` jobs were dead-lettered; `released` ones (a crashed worker's) were given back.
+    """
+    released = released or []
     metadata: dict[str, Any] = {
-        "alert": MetadataValue.text("run_failed"),
+        "alert": MetadataValue.text("worker_died" if crashed else "run_failed"),
         "run_id": MetadataValue.text(run_id),
         "reason": MetadataValue.text(reason[:1000]),
         "dead_lettered": len(parked),
+        "given_back": len(released),
         "jobs": markdown_table(
-            [{"case_id": j.case_id, "job_id": j.job_id, "last_step": j.last_step} for j in parked],
-            ["case_id", "job_id", "last_step"],
+            [
+                {
+                    "case_id": j.case_id,
+                    "job_id": j.job_id,
+                    "last_step": j.last_step,
+                    "now": j.state.value,
+                }
+                for j in [*parked, *released]
+            ],
+            ["case_id", "job_id", "last_step", "now"],
         ),
         "at": MetadataValue.timestamp(datetime.now(UTC)),
     }
@@ -263,17 +277,37 @@ def record_run_failure_alert(
     )
 
 
+def release_crashed_run(store: JobStore, run_id: str) -> list[Job]:
+    """Give back every job a crashed run left leased, as the reaper does when a lease expires:
+    to the queue before the submit click, to reconciliation after it (its try still counts)."""
+    return store.reap_expired(actor=f"dagster:run_crashed:{run_id}", run_id=run_id)
+
+
 @run_failure_sensor(
     monitored_jobs=[nightly_job],
+    minimum_interval_seconds=_every(30),
     default_status=DefaultSensorStatus.RUNNING,
-    description="When a run fails: dead-letter the jobs it left leased (a human looks before "
-    "anything is retried) and raise an alert on the OEM's submission_runs.",
+    description="When a run fails: raise an alert on the OEM's submission_runs. Jobs a crashed "
+    "run worker left leased (killed, out of memory) go back to the queue or to reconciliation, "
+    "like expired leases; those of a run that failed otherwise are dead-lettered (a human "
+    "looks before anything is retried).",
 )
 def run_failure_alert_sensor(context: RunFailureSensorContext, job_store: JobStoreResource) -> None:
     run = context.dagster_run
     oem = run.tags.get(PARTITION_TAG)
     reason = context.failure_event.message or "run failed"
-    parked = dead_letter_failed_run(job_store.get_store(), run.run_id, reason)
+    store = job_store.get_store()
+    if run_worker_crashed(context.instance, run.run_id):
+        released = release_crashed_run(store, run.run_id)
+        context.log.error(
+            f"run {run.run_id} ({oem or 'no OEM'}) crashed: {reason}; gave back "
+            f"{len(released)} leased jobs"
+        )
+        record_run_failure_alert(
+            context.instance, oem, run.run_id, reason, [], released, crashed=True
+        )
+        return
+    parked = dead_letter_failed_run(store, run.run_id, reason)
     context.log.error(
         f"run {run.run_id} ({oem or 'no OEM'}) failed: {reason}; "
         f"dead-lettered {len(parked)} leased jobs"

@@ -120,7 +120,9 @@ class Settings(BaseSettings):
         8 * 3600, ge=60, description="How long a sign-in lasts, seconds."
     )
     chromium: str | None = Field(
-        None, description="Browser binary; default: Debian's headless Chromium build."
+        None,
+        description="Browser binary; default: Playwright's headless shell "
+        "(/usr/lib/chromium/chromium-headless-shell), else the full Chromium.",
     )
     context_cap: int = Field(3, ge=1, le=16, description="Browser contexts per worker.")
     failpoints: str = Field("", description="Crash points to enable (crash tests only).")
@@ -129,6 +131,22 @@ class Settings(BaseSettings):
         gt=0,
         description="Multiplies every retry delay and reconciliation window (1 in production; "
         "soaks and tests shrink minutes to seconds).",
+    )
+    sensor_interval_s: int | None = Field(
+        None,
+        ge=5,
+        description="Shortens every sensor's minimum interval to this many seconds (the "
+        "scheduler soak's accelerated cadence); default: each sensor's own interval.",
+    )
+    new_cases_sensor: bool = Field(
+        False,
+        description="Start the new-CRM-cases sensor by default (near-real-time intake beside "
+        "the nightly schedules); an operator can still switch it in the UI.",
+    )
+    postgres_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+        description="The PostgreSQL server `make up` and the scheduler soak create their job "
+        "store and Dagster databases on (an admin connection to an existing database).",
     )
     adapters_dir: Path = Field(
         PROJECT_ROOT / "adapters",

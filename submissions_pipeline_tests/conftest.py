@@ -161,3 +161,22 @@ def s3_store(moto_s3_client: Any) -> S3ArtifactStore:
     store = S3ArtifactStore(moto_s3_client, new_bucket_name(), env="dev")
     store.ensure_bucket()
     return store
+
+
+# --------------------------------------------------------------------------- browsers
+
+#: The two browsers the runner can drive: Playwright's default headless shell (the default) and
+#: Debian's full Chromium (headed debugging, and the fallback where the shell is absent).
+BROWSER_BINARIES = {
+    "headless-shell": "/usr/lib/chromium/chromium-headless-shell",
+    "full-chromium": "/usr/lib/chromium/chromium",
+}
+
+
+@pytest.fixture(params=sorted(BROWSER_BINARIES))
+def browser_binary(request) -> str:
+    """Each test using this runs on both binaries; a missing one fails (make test installs both)."""
+    path = BROWSER_BINARIES[request.param]
+    if not os.path.exists(path):
+        pytest.fail(f"{path} is not installed (scripts/install-system-deps.sh installs it)")
+    return path

@@ -51,6 +51,7 @@ from submissions_pipeline.resources import (
     PortalsResource,
     runner_deps,
 )
+from submissions_pipeline.run_launcher import dies_with_its_run_worker
 from submissions_pipeline.runner import BatchReport, run_batch
 
 #: The pool every browser-driving op takes a slot of. Its size is the number of Chromium
@@ -261,7 +262,8 @@ def run_worker_batch(
         dry_run=assignment.dry_run,
         context_cap=assignment.context_cap,
     )
-    report = run_batch(cfg, deps)
+    with dies_with_its_run_worker():
+        report = run_batch(cfg, deps)
     failed = [o for o in report.outcomes if o.reason_code is not None]
     context.log.info(
         f"{wid}: {len(report.outcomes)} attempts, {len(failed)} failed, "

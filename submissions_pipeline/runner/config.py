@@ -2,17 +2,59 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+log = logging.getLogger(__name__)
+
+#: Playwright's default headless browser, as Debian packages it. The real binary, never the
+#: `/usr/bin` wrapper: that is a shell script that does not `exec`, so a shell would sit between
+#: Playwright and the browser, kills could orphan the browser and memory readers would miss it.
+HEADLESS_SHELL = "/usr/lib/chromium/chromium-headless-shell"
+
+#: Debian's full Chromium: headed debugging and anything the headless shell cannot do.
+FULL_CHROMIUM = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
+
+_warned_no_shell = False
 
 
-def default_chromium() -> str:
-    """Debian's Chromium; the real binary skips a wrapper script that prints shell noise."""
-    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
+def full_chromium() -> str:
+    """Debian's full Chromium; the real binary skips a wrapper script that prints shell noise."""
+    for candidate in FULL_CHROMIUM:
         if Path(candidate).exists():
             return candidate
-    return "/usr/bin/chromium"
+    return FULL_CHROMIUM[-1]
+
+
+def default_chromium(headless: bool = True) -> str:
+    """The browser a worker launches when none is configured.
+
+    Headless runs get the headless shell (about twice the throughput of the full browser for the
+    same pages); headed runs, and machines without the shell, get the full browser, the latter
+    with one log line so a slow fleet can tell why.
+    """
+    global _warned_no_shell
+    if headless:
+        if Path(HEADLESS_SHELL).exists():
+            return HEADLESS_SHELL
+        if not _warned_no_shell:
+            _warned_no_shell = True
+            log.warning(
+                "chromium-headless-shell is not installed (%s): using the full Chromium, about "
+                "half the throughput; scripts/install-system-deps.sh installs it",
+                HEADLESS_SHELL,
+            )
+    return full_chromium()
+
+
+def browser_label(executable_path: str) -> str:
+    """What a report calls a browser binary: the headless shell or the full Chromium."""
+    name = Path(executable_path).name
+    if "headless" in name or name == "headless_shell":
+        return f"headless shell ({executable_path})"
+    return f"full Chromium ({executable_path})"
 
 
 #: Flags that keep Chromium lean and quiet on a closed network: without the background-networking
@@ -33,8 +75,9 @@ class BrowserSettings(BaseModel):
     """One browser process per worker, many isolated contexts under a cap."""
 
     executable_path: str = Field(
-        default_factory=default_chromium,
-        description="Chromium binary; Playwright cannot download its own on these machines.",
+        "",
+        description="Browser binary; empty: the headless shell when headless and installed, "
+        "else the full Chromium (Playwright cannot download its own on these machines).",
     )
     browsers_path: Path | None = Field(
         None,
@@ -53,6 +96,13 @@ class BrowserSettings(BaseModel):
         600.0, ge=0, description="Reuse a dealer's logged-in storage state this long (0: never)."
     )
     viewport: tuple[int, int] = (1280, 900)
+
+    @model_validator(mode="after")
+    def _pick_browser(self) -> BrowserSettings:
+        # Chosen after validation because the choice depends on `headless`.
+        if not self.executable_path:
+            self.executable_path = default_chromium(self.headless)
+        return self
 
 
 class StepBudgets(BaseModel):

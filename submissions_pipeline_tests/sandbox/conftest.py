@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from sandbox import SandboxServer
 from sandbox.accounts import DealerCredentials, credentials
+from submissions_pipeline.runner.config import default_chromium
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -42,10 +43,11 @@ REFERENCE_RE: dict[str, dict[str, str]] = {
 
 
 def _chromium_path() -> str:
-    for path in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
-        if os.path.exists(path):
-            return path
-    pytest.fail("Debian's chromium is not installed (make test installs it)")
+    """The runner's default browser (the headless shell), so the sandbox is tested on it."""
+    path = default_chromium()
+    if not os.path.exists(path):
+        pytest.fail(f"{path} is not installed (make test installs it)")
+    return path
 
 
 @dataclass(frozen=True)

@@ -1,38 +1,19 @@
-"""The `submissions` command: operate the pipeline outside the Dagster UI."""
+"""Commands that operate the queue and the CRM: migrations, stats, batches, workers,
+audits, reviews."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import typer
 
-from submissions_pipeline.api.commands import serve_api, webhooks
+from submissions_pipeline.cli.app import app, db
 from submissions_pipeline.crm import MIN_PER_OEM, EmbeddedCrm, seed_demo_cases
-from submissions_pipeline.oems import OemConfigError
-from submissions_pipeline.settings import SettingsError, load_settings
+from submissions_pipeline.settings import load_settings
 from submissions_pipeline.store import JobStore
 from submissions_pipeline.store import migrate as migrations
 from submissions_pipeline.store.engine import make_engine
-
-
-class _App(typer.Typer):
-    """The command group; a configuration error ends with its message, not a traceback."""
-
-    def __call__(self, *args: object, **kwargs: object) -> object:
-        try:
-            return super().__call__(*args, **kwargs)
-        except (SettingsError, OemConfigError) as exc:
-            typer.echo(f"configuration error: {exc}", err=True)
-            raise SystemExit(2) from None
-
-
-app = _App(help="Automated OEM portal submissions.", no_args_is_help=True)
-db = typer.Typer(help="Inspect and author the database's migrations (Alembic).")
-app.add_typer(db, name="db")
-app.command("api")(serve_api)
-app.add_typer(webhooks, name="webhooks")
 
 
 def _store() -> JobStore:
@@ -105,55 +86,6 @@ def stats(oem: str | None = typer.Option(None, help="Only this OEM.")) -> None:
     store = _store()
     typer.echo(json.dumps(store.stats(oem=oem).model_dump(), indent=2))
     store.dispose()
-
-
-@app.command()
-def run(
-    oem: list[str] | None = typer.Option(None, "--oem", help="Only this OEM (repeatable)."),
-    per_oem: int = typer.Option(20, "--per-oem", help="Demo cases per OEM when the CRM is empty."),
-) -> None:
-    """Run the nightly job for every OEM on the embedded default and print a summary."""
-    from submissions_pipeline.demo import run_nightly
-
-    try:
-        summary = run_nightly(oem or None, per_oem=per_oem, echo=typer.echo)
-    except KeyboardInterrupt as stop:
-        # SIGTERM or Ctrl-C: the run in flight gave its jobs back (queue or reconciliation).
-        typer.echo(f"stopped: {stop or 'interrupted'}; jobs in flight were given back", err=True)
-        raise typer.Exit(130) from None
-    raise typer.Exit(0 if summary.ok else 1)
-
-
-@app.command()
-def ui(port: int = typer.Option(3000, help="Port of the Dagster UI.")) -> None:
-    """The sandbox portals and the Dagster UI (dagster dev) until Ctrl-C."""
-    from submissions_pipeline.demo import serve_ui
-
-    raise typer.Exit(serve_ui(port, echo=typer.echo))
-
-
-@app.command()
-def console() -> None:
-    """The ops console (evidence, review queue) at SUBMISSIONS_CONSOLE_HOST:PORT until Ctrl-C."""
-    from submissions_pipeline.console.serve import serve
-
-    settings = load_settings()
-    typer.echo(f"console at http://{settings.console_host}:{settings.console_port}")
-    serve(settings)
-
-
-@app.command("console-user")
-def console_user(
-    name: str = typer.Argument(..., help="The operator's sign-in name."),
-    role: str = typer.Option("operator", help="viewer (looks) or operator (also acts)."),
-) -> None:
-    """Add or replace a console account; the password is asked for and stored only hashed."""
-    from submissions_pipeline.console.auth import Accounts, Role
-
-    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    path = load_settings().console_accounts_path
-    Accounts(path).put(name, password, Role(role))
-    typer.echo(f"{name} ({role}) saved in {path}")
 
 
 @app.command()
@@ -293,6 +225,8 @@ def audit(
 
 
 review = typer.Typer(help="Jobs waiting for a person: the portal may hold the case.")
+
+
 app.add_typer(review, name="review")
 
 
@@ -361,73 +295,6 @@ def review_abandon(
     typer.echo(f"{job.case_id}: closed ({job.state})")
 
 
-#: The case `check-adapter` fills when given none (it never submits it).
-_SAMPLE_CASE = {
-    "case_id": "CHECK-0001",
-    "vin": "1HGCM82633A004352",
-    "payload": {
-        "repair_date": "2026-11-02",
-        "mileage": 12345,
-        "complaint": "Engine light on, rough idle at cold start",
-        "cause": "Faulty ignition coil cylinder 2",
-        "correction": "Replaced ignition coil, cleared codes",
-        "labor_hours": 1.2,
-        "part_number": "IGN-4471",
-    },
-}
-
-
-def _check_case(oem: str, dealer: str, path: Path | None):  # type: ignore[no-untyped-def]
-    from submissions_pipeline.domain import validate_case
-
-    record = json.loads(path.read_text()) if path else dict(_SAMPLE_CASE)
-    return validate_case({**record, "oem": oem, "dealer_id": record.get("dealer_id", dealer)})
-
-
-@app.command("check-adapter")
-def check_adapter_command(
-    oem_arg: str | None = typer.Argument(None, metavar="OEM", help="The OEM to check."),
-    oem: str | None = typer.Option(None, "--oem", help="The OEM to check (or as argument)."),
-    dealer: str = typer.Option("D1001", help="Whose credentials log in."),
-    case_file: Path | None = typer.Option(
-        None, help="A CRM case (JSON) to fill in; default: a sample case."
-    ),
-    lookup_file: Path | None = typer.Option(
-        None, help="A CRM case (JSON) the portal already holds, to look up."
-    ),
-    out: Path | None = typer.Option(None, help="Screenshots folder; default HOME/check/OEM."),
-) -> None:
-    """Walk an OEM's adapter through its portal up to (never through) the submit click: login,
-    search, every form step, the review page, then a lookup; print what was found per step and,
-    for a missing element, the locator and the page's closest candidates."""
-    import asyncio
-
-    from submissions_pipeline.resource_sets import worker_dependencies
-    from submissions_pipeline.runner.check import check_adapter
-
-    key = oem or oem_arg
-    if not key:
-        raise typer.BadParameter("name the OEM (check-adapter OEM)")
-    settings = load_settings()
-    with worker_dependencies(settings, [key]) as (deps, browser):
-        case = _check_case(key, dealer, case_file)
-        lookup = _check_case(key, dealer, lookup_file) if lookup_file else None
-        report = asyncio.run(
-            check_adapter(
-                deps.adapters[key],
-                deps.base_url(key),
-                deps.credentials.get(key, case.dealer_id),
-                case,
-                out or settings.home / "check" / key,
-                browser=browser.batch_config().browser,
-                lookup_case=lookup,
-            )
-        )
-    for line in report.lines():
-        typer.echo(line)
-    raise typer.Exit(0 if report.ok else 1)
-
-
 @app.command()
 def reap() -> None:
     """Take back jobs whose worker died (requeue, or reconcile when submit may have happened)."""
@@ -435,126 +302,3 @@ def reap() -> None:
     for job in store.reap_expired():
         typer.echo(f"{job.job_id} {job.case_id} -> {job.state}")
     store.dispose()
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def sandbox(
-    ctx: typer.Context,
-    write_credentials: bool = typer.Option(
-        True, help="Write the sandbox dealers' credentials under SUBMISSIONS_HOME for workers."
-    ),
-) -> None:
-    """Serve the sandbox portals on loopback until interrupted (demo and debugging only).
-
-    Every other option goes to the sandbox itself (`python -m sandbox --help`): ports, fault
-    knobs, `--set aurora.ui_version=v2`.
-    """
-    import sandbox as sandbox_pkg
-    from sandbox.server import main as sandbox_main
-    from submissions_pipeline.demo import write_sandbox_credentials
-
-    if write_credentials:
-        path = write_sandbox_credentials(
-            load_settings().home / "sandbox-credentials.json", list(sandbox_pkg.PORTALS)
-        )
-        typer.echo(f"credentials for workers: export SUBMISSIONS_CREDENTIALS_FILE={path}")
-    raise typer.Exit(sandbox_main(list(ctx.args)))
-
-
-@app.command()
-def bench(
-    full: bool = typer.Option(
-        False,
-        "--full",
-        help="The full matrix: every variant at caps 1-4 in both scenarios over 200 (CPU-bound) "
-        "and 60 (latency-bound) jobs, memory over 1,000 jobs (2-2.5 hours on 2 cores).",
-    ),
-    only: list[str] | None = typer.Option(
-        None, "--only", help="throughput, memory or queue; repeat for several (default: all)."
-    ),
-    jobs: int | None = typer.Option(None, min=1, help="Jobs per CPU-bound run (20; full 200)."),
-    latency_jobs: int | None = typer.Option(
-        None, min=1, help="Jobs per latency-bound run (12; full 60)."
-    ),
-    memory_jobs: int | None = typer.Option(
-        None, min=1, help="Jobs of the memory run (80; full 1,000); PSS every tenth."
-    ),
-    caps: str | None = typer.Option(None, help="Context caps for every scenario, e.g. 1,2,3,4."),
-    variants: str | None = typer.Option(
-        None,
-        help="Only these variants, e.g. bare,runner (bare, evidence, runner, runner_no_video, "
-        "pipeline, process_per_job).",
-    ),
-    claimers_as: str = typer.Option(
-        "processes", help="Queue-mode claimers: processes or threads (one connection each)."
-    ),
-    out: Path | None = typer.Option(None, help="Output folder (default SUBMISSIONS_HOME/bench)."),
-) -> None:
-    """Benchmark against raw-Playwright baselines: throughput, memory and the queue.
-
-    Prints the tables and the targets (met or missed); writes JSON, PNG and markdown.
-
-    The newest results are also `latest.*` in the output folder; bench/README.md explains them.
-    """
-    try:
-        from bench.harness import default_pg_url, plan_for, run_bench
-    except ImportError as exc:  # bench/ lives beside the package, in the repository
-        typer.echo(f"the benchmark needs the repository checkout (bench/): {exc}", err=True)
-        raise typer.Exit(2) from exc
-    try:
-        plan = plan_for(
-            full=full,
-            jobs=jobs,
-            latency_jobs=latency_jobs,
-            memory_jobs=memory_jobs,
-            caps=[int(c) for c in caps.split(",")] if caps else None,
-            variants=variants.split(",") if variants else None,
-            parts=only,
-            claimers_as=claimers_as,
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    settings = load_settings()
-    run_bench(plan, out or settings.home / "bench", default_pg_url(settings), echo=typer.echo)
-
-
-@app.command()
-def soak(
-    jobs: int = typer.Option(1000, help="Cases fed through the pipeline."),
-    context_cap: int = typer.Option(3, help="Contexts per worker."),
-    retry_time_scale: float = typer.Option(0.005, help="Retry delays scaled down by this."),
-    out: Path = typer.Option(Path("var/soak"), help="Report folder (report.json, chart.png)."),
-) -> None:
-    """Soak the real pipeline against faulty sandbox portals and judge it by the release bar."""
-    from bench.soak import SoakConfig, run_soak
-
-    report = run_soak(
-        SoakConfig(
-            jobs=jobs, context_cap=context_cap, retry_time_scale=retry_time_scale, out_dir=out
-        ),
-        echo=typer.echo,
-    )
-    raise typer.Exit(0 if report.passed else 1)
-
-
-if __name__ == "__main__":
-    app()
-
-
-@app.command()
-def contract(
-    markdown: bool = typer.Option(False, "--markdown", help="The human-readable tables."),
-    check: bool = typer.Option(
-        False, "--check", help="Exit 1 when the models differ from the published version."
-    ),
-) -> None:
-    """Print the CRM field contract (fields, statuses, reason codes, failure object)."""
-    from submissions_pipeline.crm import contract as crm_contract
-
-    doc = crm_contract.contract()
-    typer.echo(crm_contract.render_markdown(doc) if markdown else crm_contract.render_json(doc))
-    if check:
-        problems = crm_contract.drift(doc, crm_contract.published(doc["version"]))
-        for problem in problems:
-            typer.echo(f"changed without a version bump: {problem}", err=True)
-        raise typer.Exit(1 if problems else 0)

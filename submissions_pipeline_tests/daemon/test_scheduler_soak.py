@@ -1,0 +1,38 @@
+"""The scheduler soak in small: three minutes of accelerated schedules and sensors under the
+real daemon, with cases arriving, a run worker killed, connections dropped and the daemon
+restarted, judged by the same criteria as the hour-long soak (`submissions soak --daemon`)."""
+
+from __future__ import annotations
+
+import uuid
+
+from bench.daemon_soak import DaemonSoakConfig, run_daemon_soak
+from submissions_pipeline_tests.servers import _free_port
+
+
+def test_three_minutes_of_scheduler_chaos_leave_nothing_orphaned_overlapping_or_twice(
+    pg_admin_url, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SUBMISSIONS_POSTGRES_URL", pg_admin_url)
+    config = DaemonSoakConfig(
+        minutes=3,
+        oems=["northwind", "kestrel"],
+        cases_per_minute=6,
+        cron="* * * * *",
+        interval_s=60,
+        sensor_interval_s=10,
+        monitoring_poll_s=5,
+        kills=1,
+        settle_minutes=5,
+        port=_free_port(),
+        database=f"sp_soak_{uuid.uuid4().hex[:8]}",
+        out_dir=tmp_path / "daemon-soak",
+        keep_databases=False,
+    )
+
+    report = run_daemon_soak(config)
+
+    assert report.passed, report.render()
+    assert report.workers_killed and report.daemon_restarts == 1
+    assert report.pg_connections_terminated > 0
+    assert report.runs_by_trigger.get("nightly", 0) >= 2
