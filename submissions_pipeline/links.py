@@ -13,6 +13,11 @@ from urllib.parse import quote
 DEFAULT_CONSOLE_URL = "http://127.0.0.1:8710"
 
 
+def job_pages_base(console_url: str) -> str:
+    """The prefix of every job page: a job's page is this plus `/<job_id>`."""
+    return f"{(console_url or DEFAULT_CONSOLE_URL).rstrip('/')}/jobs"
+
+
 def job_page_url(console_url: str, job_id: str, *, attempt: int | None = None) -> str:
     """The console page of a job (at one attempt's evidence when `attempt` is given)."""
     base = (console_url or DEFAULT_CONSOLE_URL).rstrip("/")

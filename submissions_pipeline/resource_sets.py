@@ -17,6 +17,7 @@ from dagster import EnvVar, build_resources
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from submissions_pipeline.crm import CrmClient
+from submissions_pipeline.links import job_pages_base
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import (
     ArtifactStoreResource,
@@ -95,7 +96,6 @@ def _crm(settings: Settings, db_url: Any) -> Any:
         else None,
         "ca_file": str(settings.salesforce_ca_file) if settings.salesforce_ca_file else None,
         "integration_user_id": settings.salesforce_integration_user_id,
-        "evidence_link_base": settings.evidence_link_base,
     }
     return SalesforceCrmResource(
         token_url=settings.salesforce_token_url,
@@ -114,7 +114,7 @@ def _webhooks(settings: Settings) -> WebhooksResource:
             "webhook_subscriptions",
             document.get_secret_value() if document is not None else "",
         ),
-        evidence_base_url=settings.evidence_base_url,
+        evidence_base_url=job_pages_base(settings.console_url),
         max_attempts=settings.webhook_max_attempts,
         backoff_s=settings.webhook_backoff_s,
         backoff_max_s=settings.webhook_backoff_max_s,

@@ -200,11 +200,6 @@ class Settings(BaseSettings):
     salesforce_integration_user_id: str | None = Field(
         None, description="The integration user's Id, when the token does not name it."
     )
-    evidence_link_base: str | None = Field(
-        None,
-        description="Durable link to a job's evidence written to the CRM as `{base}{job_id}` "
-        "(e.g. the ops console's job page) instead of a presigned link that expires.",
-    )
     api_host: str = Field(
         "127.0.0.1", description="Where `submissions api` listens; loopback unless exposed."
     )
@@ -235,11 +230,6 @@ class Settings(BaseSettings):
     webhook_backoff_max_s: float = Field(3600.0, gt=0, description="Longest retry delay.")
     webhook_retention_days: float = Field(
         7.0, gt=0, description="How long delivered events are kept before they are purged."
-    )
-    evidence_base_url: str = Field(
-        "http://127.0.0.1:8790/evidence",
-        description="Durable links in webhook payloads: <base>/<job_id> (the ops console's "
-        "evidence viewer), never a presigned link that expires.",
     )
     bench_pg_url: str | None = Field(
         None,

@@ -21,6 +21,7 @@ from submissions_pipeline.api.payloads import body_bytes, render
 from submissions_pipeline.api.signing import SIGNATURE_HEADER, signature_header
 from submissions_pipeline.domain.clock import Clock, utcnow
 from submissions_pipeline.failpoints import failpoint
+from submissions_pipeline.links import job_pages_base
 from submissions_pipeline.settings import Settings
 from submissions_pipeline.store import JobStore
 from submissions_pipeline.store.outbox import Delivery, OutboxEvent
@@ -116,7 +117,7 @@ class WebhookDispatcher:
     ) -> WebhookDispatcher:
         """The dispatcher the settings describe."""
         options: dict = {
-            "evidence_base_url": settings.evidence_base_url,
+            "evidence_base_url": job_pages_base(settings.console_url),
             "max_attempts": settings.webhook_max_attempts,
             "backoff_base_s": settings.webhook_backoff_s,
             "backoff_max_s": settings.webhook_backoff_max_s,
