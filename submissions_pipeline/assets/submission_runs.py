@@ -1,9 +1,11 @@
 """`submission_runs[oem]`: workers on the browser pool pull due jobs and submit them with proof.
 
-A graph-backed asset. `plan_workers` looks at the due backlog and decides how many workers it
-needs (capped by run config); each `run_worker_batch` op is one worker — one Chromium, up to the
-context cap — that claims jobs from the global queue itself until the queue is drained or its
-budget is spent (claiming up front would let leases expire while an op waits for a pool slot).
+A graph-backed asset. `pre_run_canary` walks one waiting case up to the submit click first (a
+broken adapter stops the run before any claim); `plan_workers` looks at the due backlog and
+decides how many workers it needs (capped by run config); each `run_worker_batch` op is one
+worker — one Chromium, up to the context cap — that claims jobs from the global queue itself
+until the queue is drained or its budget is spent (claiming up front would let leases expire
+while an op waits for a pool slot).
 `collect_outcomes` turns the workers' reports into the asset's DataFrame and metadata.
 """
 
@@ -42,6 +44,7 @@ from submissions_pipeline.assets.job_metrics import (
     timing_metadata,
 )
 from submissions_pipeline.assets.partitions import oem_partitions, worker_id
+from submissions_pipeline.assets.run_canary import BROWSER_POOL, pre_run_canary
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import (
     ArtifactStoreResource,
@@ -53,10 +56,6 @@ from submissions_pipeline.resources import (
 )
 from submissions_pipeline.run_launcher import dies_with_its_run_worker
 from submissions_pipeline.runner import BatchReport, run_batch
-
-#: The pool every browser-driving op takes a slot of. Its size is the number of Chromium
-#: processes the whole deployment runs at once: `dagster instance concurrency set browser 2`.
-BROWSER_POOL = "browser"
 
 OUTCOME_COLUMNS = [
     "job_id",
@@ -169,7 +168,7 @@ def split_budget(total: int, parts: int) -> list[int]:
 
 
 @op(
-    ins={"crm_cases": In(Nothing)},
+    ins={"canary_passed": In(Nothing)},
     out={"workers": DynamicOut(WorkerAssignment), "plan": Out(RunPlan)},
     description="Decide how many browser workers the OEM's due backlog needs.",
 )
@@ -398,6 +397,6 @@ def _tag_run(context: OpExecutionContext, *, attempts: int, failed: int, over_bu
     "one row per attempt.",
 )
 def submission_runs(crm_cases):
-    workers, plan = plan_workers(crm_cases)
+    workers, plan = plan_workers(pre_run_canary(crm_cases))
     reports = workers.map(run_worker_batch).collect()
     return collect_outcomes(plan, reports)

@@ -86,6 +86,7 @@ async def check_adapter(
     *,
     browser: BrowserSettings | None = None,
     lookup_case: Case | None = None,
+    action_timeout_ms: float | None = None,
 ) -> AdapterCheck:
     """Walk login → search → form steps → review (stopping before submit) → lookup."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,8 @@ async def check_adapter(
     async with BrowserWorker(settings, EvidenceSettings(video="off"), out_dir) as worker:
         jc = await worker.open_context(record_video=False)
         page = jc.page
+        if action_timeout_ms is not None:
+            page.set_default_timeout(action_timeout_ms)
         await adapter.install_popup_handlers(page)
         steps = [
             ("login", lambda: adapter.ensure_logged_in(page, base_url, creds, _no_recording)),
