@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -45,6 +46,7 @@ from submissions_pipeline.assets.job_metrics import (
 )
 from submissions_pipeline.assets.partitions import oem_partitions, worker_id
 from submissions_pipeline.assets.run_canary import BROWSER_POOL, pre_run_canary
+from submissions_pipeline.golive_watch import GoLiveWatch, run_stats
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import (
     ArtifactStoreResource,
@@ -314,8 +316,14 @@ def collect_outcomes(
     reports: list[BatchReport],
     job_store: JobStoreResource,
     artifacts: ArtifactStoreResource,
+    browser: BrowserResource,
 ) -> Output[pd.DataFrame]:
     store, evidence = job_store.get_store(), artifacts.get_store()
+    golive = GoLiveWatch(Path(browser.home) / "golive").observe(
+        plan.oem, run_stats(reports), oem_registry().settings(plan.oem).golive
+    )
+    for warning in golive.warnings:
+        context.log.warning(f"go-live drift: {warning}")
     urls: dict[str, str | None] = {}
     for r in reports:
         for o in r.outcomes:
@@ -356,6 +364,11 @@ def collect_outcomes(
             link_column="evidence_url",
         ),
         "failures": failures_table(df),
+        "golive": MetadataValue.text(
+            "; ".join([golive.status, *golive.warnings])
+            if golive.baseline or golive.status == "idle"
+            else f"{golive.status}: {golive.clean_runs} clean run(s) towards the baseline"
+        ),
         **evidence_links(zip(df["case_id"], df["evidence_url"], strict=True)),
     }
     metadata.update(per_oem_series(plan.oem, metadata))
