@@ -160,11 +160,15 @@ class SelectorDrivenAdapter(PortalAdapter):
             return await action(loc.first)
         except PlaywrightTimeoutError:
             if await loc.count() == 0:
-                await self.detect_version(page)  # raises for a 5xx or a non-portal page
+                version = await self.detect_version(page)  # raises for a 5xx or a non-portal page
+                owners = [s for s in self.selector_sets.values() if s.path_of(spec) is not None]
+                sel = owners[0] if owners else self.selector_sets[version]
                 raise SelectorMissing(
                     f"{what} not found ({spec})",
                     what=what,
                     locator=spec.where(),
+                    selector_file=sel.source,
+                    selector_path=sel.path_of(spec),
                 ) from None
             raise
 

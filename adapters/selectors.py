@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from playwright.async_api import FrameLocator, Locator, Page
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from submissions_pipeline.domain.case import SubmissionPayload
 from submissions_pipeline.oems import OemConfigError
@@ -310,6 +310,12 @@ class SelectorSet(_Strict):
     lookup: LookupSelectors | None = None
     errors: ErrorSelectors = Field(default_factory=ErrorSelectors)
     popups: list[PopupSelectors] = Field(default_factory=list)
+    #: The file this set was read from (None when built in code).
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
 
     @model_validator(mode="after")
     def _consistent(self) -> SelectorSet:
@@ -340,6 +346,30 @@ class SelectorSet(_Strict):
             m = self.reference_pattern.search(text)
             return m.group("ref") if m else None
         return text if self.reference_pattern.fullmatch(text) else None
+
+    @cached_property
+    def _spec_paths(self) -> dict[int, tuple[str | int, ...]]:
+        paths: dict[int, tuple[str | int, ...]] = {}
+
+        def walk(value: Any, at: tuple[str | int, ...]) -> None:
+            if isinstance(value, LocatorSpec):
+                paths.setdefault(id(value), at)
+            if isinstance(value, BaseModel):
+                for name in type(value).model_fields:
+                    walk(getattr(value, name), (*at, name))
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    walk(item, (*at, key))
+            elif isinstance(value, list):
+                for n, item in enumerate(value):
+                    walk(item, (*at, n))
+
+        walk(self, ())
+        return paths
+
+    def path_of(self, spec: LocatorSpec) -> tuple[str | int, ...] | None:
+        """Where `spec` (this very object) sits in the selector file, as JSON path parts."""
+        return self._spec_paths.get(id(spec))
 
     def find_reference(self, text: str) -> str | None:
         """The first reference in this version's format inside a longer text."""
@@ -383,6 +413,7 @@ def load_selector_set(path: Path) -> SelectorSet:
         raise _explain(path, exc) from None
     if sel.ui_version != path.stem:
         raise SelectorFileError(f"{path}: ui_version {sel.ui_version!r} does not match file name")
+    sel._source = path.resolve()
     return sel
 
 

@@ -77,6 +77,11 @@ class FaultConfig(BaseModel):
         description="v2 renames labels, ids, button texts and test ids and changes the "
         "reference format.",
     )
+    renamed_texts: dict[str, str] = Field(
+        default_factory=dict,
+        description='Text keys reworded in place, e.g. {"review.submit": "Submit claim"}: '
+        "one button renamed by a minor portal release, with no new UI version.",
+    )
     session_ttl_s: float = Field(
         900.0,
         gt=0.0,

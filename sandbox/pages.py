@@ -95,7 +95,8 @@ class PortalPages(PortalState):
         return self.config_for(request).ui_version
 
     def t(self, request: Request, key: str) -> str:
-        return self.texts[self.version(request)][key]
+        cfg = self.config_for(request)
+        return cfg.renamed_texts.get(key) or self.texts[cfg.ui_version][key]
 
     def testid(self, request: Request, name: str) -> str:
         return testid_for(self.version(request), name)
@@ -132,7 +133,7 @@ class PortalPages(PortalState):
     ) -> HTMLResponse:
         """A full portal page, with whatever pop-ups the dice decide for this request."""
         cfg = self.config_for(request)
-        texts = self.texts[cfg.ui_version]
+        texts = {**self.texts[cfg.ui_version], **cfg.renamed_texts}
 
         def t(key: str, **values: Any) -> str:
             return texts[key].format(**values) if values else texts[key]

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "submissions_pipeline"
 
 #: Commands that exist to drive the sandbox: they may import it, inside the function that needs it.
-SANDBOX_DRIVERS = {PACKAGE / "cli.py", PACKAGE / "demo.py"}
+SANDBOX_DRIVERS = {PACKAGE / "cli" / "serve.py", PACKAGE / "demo.py"}
 
 
 def modules(*folders: Path) -> Iterator[Path]:

@@ -1,9 +1,11 @@
 """`submission_runs[oem]`: workers on the browser pool pull due jobs and submit them with proof.
 
-A graph-backed asset. `plan_workers` looks at the due backlog and decides how many workers it
-needs (capped by run config); each `run_worker_batch` op is one worker — one Chromium, up to the
-context cap — that claims jobs from the global queue itself until the queue is drained or its
-budget is spent (claiming up front would let leases expire while an op waits for a pool slot).
+A graph-backed asset. `pre_run_canary` walks one waiting case up to the submit click first (a
+broken adapter stops the run before any claim); `plan_workers` looks at the due backlog and
+decides how many workers it needs (capped by run config); each `run_worker_batch` op is one
+worker — one Chromium, up to the context cap — that claims jobs from the global queue itself
+until the queue is drained or its budget is spent (claiming up front would let leases expire
+while an op waits for a pool slot).
 `collect_outcomes` turns the workers' reports into the asset's DataFrame and metadata.
 """
 
@@ -11,6 +13,7 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -42,6 +45,8 @@ from submissions_pipeline.assets.job_metrics import (
     timing_metadata,
 )
 from submissions_pipeline.assets.partitions import oem_partitions, worker_id
+from submissions_pipeline.assets.run_canary import BROWSER_POOL, pre_run_canary
+from submissions_pipeline.golive_watch import GoLiveWatch, run_stats
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import (
     ArtifactStoreResource,
@@ -53,10 +58,6 @@ from submissions_pipeline.resources import (
 )
 from submissions_pipeline.run_launcher import dies_with_its_run_worker
 from submissions_pipeline.runner import BatchReport, run_batch
-
-#: The pool every browser-driving op takes a slot of. Its size is the number of Chromium
-#: processes the whole deployment runs at once: `dagster instance concurrency set browser 2`.
-BROWSER_POOL = "browser"
 
 OUTCOME_COLUMNS = [
     "job_id",
@@ -169,7 +170,7 @@ def split_budget(total: int, parts: int) -> list[int]:
 
 
 @op(
-    ins={"crm_cases": In(Nothing)},
+    ins={"canary_passed": In(Nothing)},
     out={"workers": DynamicOut(WorkerAssignment), "plan": Out(RunPlan)},
     description="Decide how many browser workers the OEM's due backlog needs.",
 )
@@ -315,8 +316,14 @@ def collect_outcomes(
     reports: list[BatchReport],
     job_store: JobStoreResource,
     artifacts: ArtifactStoreResource,
+    browser: BrowserResource,
 ) -> Output[pd.DataFrame]:
     store, evidence = job_store.get_store(), artifacts.get_store()
+    golive = GoLiveWatch(Path(browser.home) / "golive").observe(
+        plan.oem, run_stats(reports), oem_registry().settings(plan.oem).golive
+    )
+    for warning in golive.warnings:
+        context.log.warning(f"go-live drift: {warning}")
     urls: dict[str, str | None] = {}
     for r in reports:
         for o in r.outcomes:
@@ -357,6 +364,11 @@ def collect_outcomes(
             link_column="evidence_url",
         ),
         "failures": failures_table(df),
+        "golive": MetadataValue.text(
+            "; ".join([golive.status, *golive.warnings])
+            if golive.baseline or golive.status == "idle"
+            else f"{golive.status}: {golive.clean_runs} clean run(s) towards the baseline"
+        ),
         **evidence_links(zip(df["case_id"], df["evidence_url"], strict=True)),
     }
     metadata.update(per_oem_series(plan.oem, metadata))
@@ -398,6 +410,6 @@ def _tag_run(context: OpExecutionContext, *, attempts: int, failed: int, over_bu
     "one row per attempt.",
 )
 def submission_runs(crm_cases):
-    workers, plan = plan_workers(crm_cases)
+    workers, plan = plan_workers(pre_run_canary(crm_cases))
     reports = workers.map(run_worker_batch).collect()
     return collect_outcomes(plan, reports)

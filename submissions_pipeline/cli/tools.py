@@ -46,6 +46,9 @@ def check_adapter_command(
         None, help="A CRM case (JSON) the portal already holds, to look up."
     ),
     out: Path | None = typer.Option(None, help="Screenshots folder; default HOME/check/OEM."),
+    action_timeout_ms: float = typer.Option(
+        10_000, help="How long to wait for one element before calling it missing."
+    ),
 ) -> None:
     """Walk an OEM's adapter through its portal up to (never through) the submit click: login,
     search, every form step, the review page, then a lookup; print what was found per step and,
@@ -71,6 +74,7 @@ def check_adapter_command(
                 out or settings.home / "check" / key,
                 browser=browser.batch_config().browser,
                 lookup_case=lookup,
+                action_timeout_ms=action_timeout_ms,
             )
         )
     for line in report.lines():

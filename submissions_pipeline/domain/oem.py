@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from submissions_pipeline.domain.golive import GoLiveThresholds
 from submissions_pipeline.domain.reconciliation import ReconciliationPolicy
 
 
@@ -49,4 +50,8 @@ class OemSettings(_Strict):
     reconciliation: ReconciliationPolicy = Field(
         default_factory=ReconciliationPolicy,
         description="When a lookup miss proves a submission absent (see reconciliation.py).",
+    )
+    golive: GoLiveThresholds = Field(
+        default_factory=GoLiveThresholds,
+        description="When a run has drifted from the baseline of the first five clean runs.",
     )

@@ -9,7 +9,7 @@ candidates instead of a bare timeout.
 from __future__ import annotations
 
 import contextlib
-import difflib
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,23 +22,8 @@ from submissions_pipeline.domain import Case
 from submissions_pipeline.runner.adapter import PortalAdapter
 from submissions_pipeline.runner.browser import BrowserWorker
 from submissions_pipeline.runner.config import BrowserSettings, EvidenceSettings
+from submissions_pipeline.runner.drift import diagnose
 from submissions_pipeline.runner.errors import SelectorMissing, classify
-
-#: What a person would name an element by, per frame: labels, buttons and links, test ids.
-_NAMES_JS = """() => {
-  const out = [];
-  const text = (e) => (e.innerText || e.value || e.getAttribute('aria-label') || '').trim();
-  document.querySelectorAll('label').forEach(e => out.push(['label', text(e)]));
-  document.querySelectorAll('button, input[type=submit], input[type=button], [role=button]')
-    .forEach(e => out.push(['button', text(e)]));
-  document.querySelectorAll('a[href], [role=link]').forEach(e => out.push(['link', text(e)]));
-  document.querySelectorAll('[data-testid]')
-    .forEach(e => out.push(['test_id', e.getAttribute('data-testid')]));
-  document.querySelectorAll('[placeholder]')
-    .forEach(e => out.push(['placeholder', e.getAttribute('placeholder')]));
-  return out.filter(([, n]) => n && n.length < 120).slice(0, 400);
-}"""
-_KIND_OF = {"label": "label", "role": "button", "test_id": "test_id", "placeholder": "placeholder"}
 
 
 class CheckStep(BaseModel):
@@ -51,6 +36,9 @@ class CheckStep(BaseModel):
     reason_code: str | None = None
     missing: dict[str, str] | None = None
     candidates: list[dict[str, str]] = Field(default_factory=list)
+    #: A JSON merge patch for the selector file that would use the closest candidate.
+    suggested_patch: dict | None = None
+    selector_file: str | None = None
     screenshot: str | None = None
 
 
@@ -75,40 +63,13 @@ class AdapterCheck(BaseModel):
                 out.append(f"       missing: {s.missing}")
             for c in s.candidates:
                 out.append(f"       closest: {c}")
+            if s.suggested_patch:
+                patch = json.dumps(s.suggested_patch)
+                out.append(f"       suggested patch for {s.selector_file}: {patch}")
             if s.screenshot:
                 out.append(f"       screenshot: {s.screenshot}")
         out.append("adapter check passed" if self.ok else "adapter check FAILED")
         return out
-
-
-async def closest_candidates(page: Page, locator: dict[str, str], n: int = 5) -> list[dict]:
-    """The page's elements whose names are closest to the missing locator's, as locator specs."""
-    wanted = next(
-        (locator[k] for k in ("label", "name", "text", "test_id", "placeholder") if k in locator),
-        "",
-    )
-    kind = next((v for k, v in _KIND_OF.items() if k in locator), None)
-    if locator.get("role") == "link":
-        kind = "link"
-    seen: set[tuple[str, str]] = set()
-    scored: list[tuple[float, str, str]] = []
-    for frame in page.frames:
-        with contextlib.suppress(Exception):
-            for k, name in await frame.evaluate(_NAMES_JS):
-                name = " ".join(name.split())
-                if (k, name) in seen:
-                    continue
-                seen.add((k, name))
-                score = difflib.SequenceMatcher(None, wanted.lower(), name.lower()).ratio()
-                scored.append((score + (0.1 if k == kind else 0), k, name))
-    scored.sort(reverse=True)
-    out = []
-    for _, k, name in scored[:n]:
-        if k in ("button", "link"):
-            out.append({"role": k, "name": name})
-        else:
-            out.append({k: name})
-    return out
 
 
 @contextlib.asynccontextmanager
@@ -125,6 +86,7 @@ async def check_adapter(
     *,
     browser: BrowserSettings | None = None,
     lookup_case: Case | None = None,
+    action_timeout_ms: float | None = None,
 ) -> AdapterCheck:
     """Walk login → search → form steps → review (stopping before submit) → lookup."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +95,8 @@ async def check_adapter(
     async with BrowserWorker(settings, EvidenceSettings(video="off"), out_dir) as worker:
         jc = await worker.open_context(record_video=False)
         page = jc.page
+        if action_timeout_ms is not None:
+            page.set_default_timeout(action_timeout_ms)
         await adapter.install_popup_handlers(page)
         steps = [
             ("login", lambda: adapter.ensure_logged_in(page, base_url, creds, _no_recording)),
@@ -170,8 +134,9 @@ async def _walk(page: Page, name: str, run, shot: Path) -> CheckStep:  # type: i
         step.ok, step.detail = False, failure.message
         step.reason_code = failure.reason.value
         if isinstance(failure, SelectorMissing):
-            step.missing = failure.locator
-            step.candidates = await closest_candidates(page, failure.locator)
+            found = await diagnose(page, failure)
+            step.missing, step.candidates = found.missing, found.candidates
+            step.suggested_patch, step.selector_file = found.suggested_patch, found.selector_file
     step.seconds = round(time.perf_counter() - t0, 2)
     with contextlib.suppress(Exception):
         await page.screenshot(path=str(shot), full_page=True)

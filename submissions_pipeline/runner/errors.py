@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
@@ -59,11 +60,23 @@ class SelectorMissing(AdapterBug):
 
     reason = ReasonCode.SELECTOR_NOT_FOUND
 
-    def __init__(self, message: str, *, what: str, locator: dict[str, str], **kwargs: object):
+    def __init__(
+        self,
+        message: str,
+        *,
+        what: str,
+        locator: dict[str, str],
+        selector_file: Path | None = None,
+        selector_path: tuple[str | int, ...] | None = None,
+        **kwargs: object,
+    ):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         #: The step's element in words ("form step 1: field mileage") and its locator spec.
         self.what = what
         self.locator = locator
+        #: The selector file naming the element and where in it (for a suggested patch).
+        self.selector_file = selector_file
+        self.selector_path = selector_path
 
 
 class InvalidData(SubmissionFailure):

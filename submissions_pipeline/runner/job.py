@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 from random import Random
@@ -32,11 +33,13 @@ from submissions_pipeline.failpoints import failpoint
 from submissions_pipeline.runner.browser import BrowserWorker, JobContext
 from submissions_pipeline.runner.config import BatchConfig
 from submissions_pipeline.runner.deps import RunnerDeps
+from submissions_pipeline.runner.drift import aria_snapshot, diagnose
 from submissions_pipeline.runner.errors import (
     AbsenceUnproven,
     AdapterBug,
     AuthFailure,
     MissingEvidence,
+    SelectorMissing,
     SubmissionFailure,
     classify,
 )
@@ -342,6 +345,16 @@ async def _fail(
     page = jc.page if jc is not None else None
     if isinstance(failure_exc, AdapterBug):
         await rec.dom_snapshot(page)
+    if isinstance(failure_exc, SelectorMissing) and page is not None and not page.is_closed():
+        # What the page offers instead, and the selector-file patch that would use it.
+        diagnosis = await diagnose(page, failure_exc)
+        snapshot = await aria_snapshot(page)
+        if snapshot:
+            rec.add_text("aria-snapshot.yaml", snapshot)
+        rec.add_text("selector-drift.json", diagnosis.model_dump_json(indent=2))
+        if diagnosis.suggested_patch:
+            patch = json.dumps(diagnosis.suggested_patch)
+            failure_exc.message += f"; suggested patch for {diagnosis.selector_file}: {patch}"
     await rec.try_screenshot(page, "failure.png")
     await rec.finish_trace()
     if jc is not None:

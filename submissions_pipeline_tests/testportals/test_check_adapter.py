@@ -82,6 +82,9 @@ def test_a_renamed_label_is_reported_with_the_missing_locator_and_the_closest(
     assert "missing: {'label': 'Odometer (km)', 'frame': 'iframe#claim-frame'}" in out.stdout
     closest = [line for line in out.stdout.splitlines() if "closest:" in line]
     assert "{'label': 'Odometer'}" in closest[0]
+    # Arrays are replaced whole by a JSON merge patch: the step comes back with the old label.
+    (patch_line,) = [line for line in out.stdout.splitlines() if "suggested patch" in line]
+    assert "harbor/selectors/v1.json" in patch_line and '"label": "Odometer"}' in patch_line
     assert test_portals["harbor"].portal.ledger.entries() == []
 
 
