@@ -119,14 +119,24 @@ class DaemonSoakReport(BaseModel):
         return "\n".join(lines)
 
 
-def accelerated_adapters(target: Path, cron: str) -> Path:
-    """A copy of the OEMs' folder whose settings files run the nightly at `cron` (UTC)."""
+def accelerated_adapters(target: Path, cron: str, oems: list[str] | None = None) -> Path:
+    """A copy of the OEMs' folder whose settings files run the nightly at `cron` (UTC), with
+    only `oems` registered when given."""
     from submissions_pipeline.settings import load_settings
 
     source = load_settings().adapters_dir
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    if oems is not None:  # only the OEMs whose portals the soak serves are registered
+        registry = tomllib.loads((target / "registry.toml").read_text())
+        (target / "registry.toml").write_text(
+            "".join(
+                f'[{key}]\nadapter = "{entry["adapter"]}"\nsandbox = true\n\n'
+                for key, entry in registry.items()
+                if key in oems
+            )
+        )
     for settings_file in target.glob("*/oem.toml"):
         text = settings_file.read_text()
         schedule = tomllib.loads(text).get("schedule", {})
@@ -148,7 +158,7 @@ def run_daemon_soak(cfg: DaemonSoakConfig, echo: Callable[[str], None] = print) 
     out.mkdir(parents=True)
     _drop_databases(cfg)
     env = {
-        "SUBMISSIONS_ADAPTERS_DIR": str(accelerated_adapters(out / "adapters", cfg.cron)),
+        "SUBMISSIONS_ADAPTERS_DIR": str(accelerated_adapters(out / "adapters", cfg.cron, cfg.oems)),
         "SUBMISSIONS_SENSOR_INTERVAL_S": str(cfg.sensor_interval_s),
         "SUBMISSIONS_RETRY_TIME_SCALE": str(cfg.retry_time_scale),
         "SUBMISSIONS_NEW_CASES_SENSOR": "true",

@@ -197,7 +197,11 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         for proc in (self.webserver, self.daemon):
             if proc is not None and proc.poll() is None:
-                stop_group(proc)
+                try:
+                    stop_group(proc)
+                except KeyboardInterrupt:  # a second Ctrl-C: stop at once, but stop
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
         self._exit.close()
 
     def _start(self) -> None:
