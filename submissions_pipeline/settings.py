@@ -192,7 +192,7 @@ class Settings(BaseSettings):
         None, description="The case object (default: the mapping's, the standard Case)."
     )
     salesforce_mapping_file: Path | None = Field(
-        None, description="Contract -> Salesforce names (default contracts/salesforce-v1.json)."
+        None, description="Contract -> Salesforce names (default contracts/salesforce-v2.json)."
     )
     salesforce_ca_file: Path | None = Field(
         None, description="A CA bundle to trust instead of the system's (the local test org)."

@@ -25,7 +25,7 @@ from submissions_pipeline.domain import Case, ErrorClass, FailureObject, ReasonC
 from submissions_pipeline.settings import PROJECT_ROOT
 
 #: The contract's version: bump it (and publish contracts/crm-v{N}.json) with any change.
-VERSION = 1
+VERSION = 2
 
 #: Where the published contracts and the CRM mappings live.
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"

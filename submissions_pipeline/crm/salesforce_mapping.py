@@ -1,6 +1,6 @@
 """Which Salesforce field and picklist value stands for each name of the CRM contract.
 
-The names come from a mapping file (`contracts/salesforce-v1.json` by default), checked against
+The names come from a mapping file (`contracts/salesforce-v2.json` by default), checked against
 the contract: every case field, write-back field and status must have a Salesforce name, and
 the file must name the contract version it maps.
 """
@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from submissions_pipeline.crm.base import CrmStatus
 from submissions_pipeline.crm.contract import CONTRACTS_DIR, contract
 
-DEFAULT_MAPPING_FILE = CONTRACTS_DIR / "salesforce-v1.json"
+DEFAULT_MAPPING_FILE = CONTRACTS_DIR / "salesforce-v2.json"
 
 
 class ActivityMapping(BaseModel):
@@ -104,6 +104,8 @@ class SalesforceMapping(BaseModel):
                 continue
             if types.get(name) == "integer" and isinstance(value, float) and value.is_integer():
                 value = int(value)
+            if types.get(name, "").startswith("object") and isinstance(value, str):
+                value = json.loads(value)  # a long text field holding the object as JSON
             target = raw
             *outer, leaf = name.split(".")
             for part in outer:
@@ -118,6 +120,8 @@ class SalesforceMapping(BaseModel):
             value: Any = raw
             for part in name.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
             if value is not None:
                 out[sf_name] = value
         return out
