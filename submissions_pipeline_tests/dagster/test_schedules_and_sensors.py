@@ -7,10 +7,13 @@ import pytest
 from dagster import (
     AssetSelection,
     DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     Definitions,
     build_run_status_sensor_context,
     build_schedule_context,
     build_sensor_context,
+    instance_for_test,
 )
 
 from adapters import oem_keys
@@ -71,6 +74,28 @@ def test_each_oem_runs_nightly_at_its_off_hours_time(oem: str, defs: Definitions
     assert request.tags["oem"] == oem and request.tags["submissions/trigger"] == "nightly"
     assert request.run_key == f"nightly:{oem}:2026-11-27T02:00+0000"
     assert schedule.job_name == "submissions_nightly"
+
+
+def test_a_nightly_tick_is_skipped_while_the_oems_run_is_still_going(defs: Definitions):
+    # every trigger launches the same job: a second run would only queue behind the first
+    tick = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+    with instance_for_test() as instance:
+        instance.add_run(
+            DagsterRun(
+                job_name="submissions_nightly",
+                run_id="still-going",
+                status=DagsterRunStatus.STARTED,
+                tags={"dagster/partition": "northwind"},
+            )
+        )
+        for oem, expected in (("northwind", 0), ("kestrel", 1)):
+            context = build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=tick,
+                repository_def=defs.get_repository_def(),
+            )
+            result = defs.resolve_schedule_def(f"nightly_{oem}").evaluate_tick(context)
+            assert len(result.run_requests or []) == expected, oem
 
 
 def test_the_morning_report_is_built_before_business_hours(defs: Definitions):

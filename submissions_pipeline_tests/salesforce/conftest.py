@@ -121,6 +121,5 @@ def salesforce_settings(server: SalesforceServer, db_url: str, home: Path) -> Se
         salesforce_username=USERNAME,
         salesforce_private_key=server.private_key_pem.decode(),
         salesforce_ca_file=server.ca_file,
-        evidence_link_base="https://console.example/jobs/",
         context_cap=2,
     )

@@ -7,16 +7,19 @@ the ground truth of what was submitted and what was written.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
+from dagster import DagsterInstance
 
 from sandbox import SandboxServer
-from sandbox.salesforce import SalesforceServer
+from sandbox.salesforce import CLIENT_ID, USERNAME, SalesforceServer
 from sandbox.salesforce.desk import CaseDesk
-from submissions_pipeline.assets import ALL_ASSETS, crm_updates
-from submissions_pipeline.checks import ALL_CHECKS
 from submissions_pipeline.crm import CrmStatus, seed_demo_cases
 from submissions_pipeline.crm.salesforce import SalesforceCrm
 from submissions_pipeline.definitions import build_definitions
@@ -93,45 +96,61 @@ def test_the_nightly_job_takes_cases_from_salesforce_and_writes_outcomes_back_on
     store.dispose()
 
 
-def test_a_run_stopped_between_the_portal_and_the_crm_write_is_written_once_by_the_next(
+def test_a_run_killed_during_the_crm_write_is_written_once_by_the_next_run(
     sqlite_url: str,
     tmp_path: Path,
     sandbox: SandboxServer,
     sandbox_credentials: Path,
     salesforce: SalesforceServer,
     desk: CaseDesk,
-    instance: DagsterInstance,
 ):
+    # the nightly run in a process of its own, configured from the environment as in
+    # production, SIGKILLed by a failpoint right after its first write reached the org
+    seed_demo_cases(desk, oems=[OEM], per_oem=6)
+    env = {
+        **os.environ,
+        "SUBMISSIONS_HOME": str(tmp_path),
+        "SUBMISSIONS_DB_URL": sqlite_url,
+        "SUBMISSIONS_CRM": "salesforce",
+        "SUBMISSIONS_SALESFORCE_TOKEN_URL": salesforce.token_url,
+        "SUBMISSIONS_SALESFORCE_AUTH_FLOW": "jwt",
+        "SUBMISSIONS_SALESFORCE_CLIENT_ID": CLIENT_ID,
+        "SUBMISSIONS_SALESFORCE_USERNAME": USERNAME,
+        "SUBMISSIONS_SALESFORCE_PRIVATE_KEY": salesforce.private_key_pem.decode(),
+        "SUBMISSIONS_SALESFORCE_CA_FILE": str(salesforce.ca_file),
+    }
+    child = [sys.executable, "-m", "submissions_pipeline_tests.nightly_child", OEM]
+    child += [json.dumps(sandbox.urls), str(sandbox_credentials), str(tmp_path / "dagster")]
+
+    killed = subprocess.run(
+        child,
+        env={**env, "SUBMISSIONS_FAILPOINTS": "during_crm_write"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     settings = salesforce_settings(salesforce, sqlite_url, tmp_path)
     resources = resource_set(
         settings, portal_urls=sandbox.urls, credentials_file=str(sandbox_credentials)
     )
-    seed_demo_cases(desk, oems=[OEM], per_oem=6)
-    everything_but_the_write = AssetSelection.assets(*ALL_ASSETS) - AssetSelection.assets(
-        crm_updates
-    )
-    cut = define_asset_job("cut_before_crm", selection=everything_but_the_write)
-    defs = Definitions(
-        assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[cut], resources=dict(resources)
-    )
-    first = defs.resolve_job_def("cut_before_crm").execute_in_process(
-        partition_key=OEM, instance=instance, raise_on_error=False
-    )
-    assert len(sandbox.ledger(OEM)) == 3
-    submitted = CrmStatus.SUBMITTED
     crm = resources["crm"].get_client()
-    assert not [c for c in crm.list_cases(oem=OEM) if c.status is submitted]
-    assert first is not None
+    submitted = CrmStatus.SUBMITTED
+    assert len([c for c in crm.list_cases(oem=OEM) if c.status is submitted]) == 1
+    store = JobStore.from_url(sqlite_url, migrate_schema=False)
+    assert {j.state for j in store.list_jobs()} == {SubmissionState.EVIDENCE_STORED}
 
-    job = build_definitions(resources).resolve_job_def("submissions_nightly")
-    job.execute_in_process(partition_key=OEM, instance=instance, raise_on_error=False)
-    job.execute_in_process(partition_key=OEM, instance=instance, raise_on_error=False)
+    again = subprocess.run(child, env=env, capture_output=True, text=True, timeout=300)
 
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {j.state for j in store.list_jobs()} == {SubmissionState.CRM_UPDATED}
     picklist = crm.mapping.picklist(submitted)
     to_submitted = [e for e in _case_writes(salesforce) if e.fields.get("Status") == picklist]
     assert sorted(e.id for e in to_submitted) == sorted(
         desk.record(c.case_id)["Id"] for c in crm.list_cases(oem=OEM) if c.status is submitted
     )
     assert len(to_submitted) == 3 and len(sandbox.ledger(OEM)) == 3
+    assert sandbox.duplicates(OEM) == []
     outcomes = [r for r in salesforce.records(ACTIVITY) if r["Status__c"] == picklist]
     assert len(outcomes) == 3
+    store.dispose()
