@@ -16,14 +16,14 @@ def test_three_minutes_of_scheduler_chaos_leave_nothing_orphaned_overlapping_or_
     monkeypatch.setenv("SUBMISSIONS_POSTGRES_URL", pg_admin_url)
     config = DaemonSoakConfig(
         minutes=3,
-        oems=["northwind", "kestrel"],
+        oems=["northwind"],
         cases_per_minute=6,
         cron="* * * * *",
         interval_s=60,
         sensor_interval_s=10,
         monitoring_poll_s=5,
         kills=1,
-        settle_minutes=5,
+        settle_minutes=8,
         port=_free_port(),
         database=f"sp_soak_{uuid.uuid4().hex[:8]}",
         out_dir=tmp_path / "daemon-soak",

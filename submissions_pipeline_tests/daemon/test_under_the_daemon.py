@@ -138,14 +138,18 @@ def test_a_sigkilled_run_frees_its_slots_and_a_later_run_finishes_its_jobs_once(
     killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
     stack.sandbox.configure(OEM, search_latency_s=0.0)
 
-    assert wait_for(lambda: finished(client, run_id), 60, "run failed") is DagsterRunStatus.FAILURE
+    assert wait_for(lambda: finished(client, run_id), 240, "run failed") is DagsterRunStatus.FAILURE
     held = lambda: [  # noqa: E731
         s
         for s in instance.event_log_storage.get_concurrency_info(BROWSER_POOL).claimed_slots
         if s.run_id == run_id
     ]
-    wait_for(lambda: not held(), 4 * POLL_S + 30, "browser slots freed")
-    assert time.monotonic() - killed_at < 4 * POLL_S + 60
+    wait_for(lambda: not held(), 240, "browser slots freed")
+    # freed by run monitoring within its interval of the run's end (plus a loaded machine's
+    # slack), not held until someone notices
+    ended = instance.get_run_record_by_id(run_id).end_time
+    assert time.time() - ended < 3 * POLL_S + 45
+    assert time.monotonic() - killed_at < 240
 
     # the crashed run's jobs were given back, never dead-lettered; Dagster retries the
     # crashed run (run_retries), and that later run finishes them
@@ -153,7 +157,7 @@ def test_a_sigkilled_run_frees_its_slots_and_a_later_run_finishes_its_jobs_once(
         jobs = store.list_jobs(oem=OEM)
         return all(j.state in TERMINAL_STATES for j in jobs)
 
-    wait_for(settled, 420, "every job settled")
+    wait_for(settled, 600, "every job settled")
     for job in leased:
         after = store.get(job.job_id)
         story = [(e.at, e.to_state, e.step, e.actor) for e in store.events(job.job_id)]
