@@ -8,7 +8,7 @@ export SUBMISSIONS_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run ui up status console screenshots test bench soak lint format clean
+.PHONY: install run ui up status console screenshots test bench soak soak-scheduler soak-scheduler-quick lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -52,7 +52,18 @@ status: install
 ## test: the whole suite (needs PostgreSQL at SUBMISSIONS_TEST_PG_URL; fails without it)
 test: install
 	bash scripts/ensure-postgres.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not scheduler_soak" $(PYTEST_ARGS)
+
+## soak-scheduler-quick: the 3-minute scheduler soak under the daemon (same criteria as the hour)
+soak-scheduler-quick: install
+	bash scripts/ensure-postgres.sh
+	$(PY) -m pytest -m scheduler_soak $(PYTEST_ARGS)
+
+## soak-scheduler: the scheduler soak under the daemon (SOAK_MINUTES=60 by default)
+SOAK_MINUTES ?= 60
+soak-scheduler: install
+	bash scripts/ensure-postgres.sh
+	$(VENV)/bin/submissions soak --daemon --minutes $(SOAK_MINUTES)
 
 ## bench: the benchmark against raw-Playwright baselines, quick (~7 min on 2 quiet cores);
 ## BENCH_ARGS=--full for the whole matrix (2-2.5 h). Writes var/bench/latest.{json,png,md}

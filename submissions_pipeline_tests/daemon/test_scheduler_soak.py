@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from bench.daemon_soak import DaemonSoakConfig, run_daemon_soak
 from submissions_pipeline_tests.servers import _free_port
+
+pytestmark = pytest.mark.scheduler_soak
 
 
 def test_three_minutes_of_scheduler_chaos_leave_nothing_orphaned_overlapping_or_twice(
