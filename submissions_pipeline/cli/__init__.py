@@ -1,6 +1,6 @@
 """The `submissions` command (`submissions_pipeline.cli:app`)."""
 
-from submissions_pipeline.cli import queue, serve, tools
+from submissions_pipeline.cli import fleet, queue, serve, tools
 from submissions_pipeline.cli.app import app
 
-__all__ = ["app", "queue", "serve", "tools"]
+__all__ = ["app", "fleet", "queue", "serve", "tools"]

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from submissions_pipeline.domain.fleet import ConcurrencyCaps, FleetPolicy
 from submissions_pipeline.domain.reconciliation import ReconciliationPolicy
 
 
@@ -49,4 +50,12 @@ class OemSettings(_Strict):
     reconciliation: ReconciliationPolicy = Field(
         default_factory=ReconciliationPolicy,
         description="When a lookup miss proves a submission absent (see reconciliation.py).",
+    )
+    concurrency: ConcurrencyCaps = Field(
+        default_factory=ConcurrencyCaps,
+        description="Fleet-wide session caps the portal needs, enforced by the queue's claim.",
+    )
+    fleet: FleetPolicy = Field(
+        default_factory=FleetPolicy,
+        description="Autoscaling bounds of the OEM's workers (see fleet.py).",
     )
