@@ -42,6 +42,13 @@ from submissions_pipeline.assets.job_metrics import (
     timing_metadata,
 )
 from submissions_pipeline.assets.partitions import oem_partitions, worker_id
+from submissions_pipeline.domain.fleet import (
+    Backlog,
+    FleetPolicy,
+    desired_workers,
+    seconds_until_business_hours,
+)
+from submissions_pipeline.domain.oem import OemSettings
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import (
     ArtifactStoreResource,
@@ -103,7 +110,8 @@ class SubmissionRunConfig(Config):
         25,
         ge=1,
         description="Due jobs that justify one more worker (each worker costs a process and a "
-        "browser launch, so batches are few and large).",
+        "browser launch, so batches are few and large); the autoscaling policy adds workers, "
+        "up to `workers`, when the backlog would not finish before business hours.",
     )
     context_cap: int = Field(
         0,
@@ -146,18 +154,43 @@ class RunPlan(BaseModel):
     dry_run: bool
 
 
-def plan_worker_count(due: int, cfg: SubmissionRunConfig) -> int:
-    """Workers the due backlog needs: one per `jobs_per_worker` due jobs, capped by config.
+def plan_worker_count(
+    due: int,
+    cfg: SubmissionRunConfig,
+    *,
+    in_flight: int = 0,
+    p95_s: float | None = None,
+    seconds_left: float | None = None,
+    context_cap: int = 1,
+    oem: OemSettings | None = None,
+) -> int:
+    """Workers this run starts: the fleet's autoscaling policy (`domain/fleet.py`) on the due
+    backlog, bounded by the run config (`workers`, `max_jobs`, `time_budget_s`).
 
-    No worker when nothing is due (a run with no work launches no browser); one in a dry run,
-    which reports the backlog without claiming.
+    The time left is the sooner of the OEM's business-hours start and the run's time budget.
+    One worker per `jobs_per_worker` due jobs is the batch size a run starts with (each worker
+    op is a process and a browser launch, so batches are few and large); the policy adds
+    workers when that would not finish in time. No worker when nothing is due; one in a dry
+    run, which reports the backlog without claiming.
     """
     if cfg.dry_run:
         return 1
     work = min(due, cfg.max_jobs)
     if work <= 0:
         return 0
-    return max(1, min(cfg.workers, math.ceil(work / cfg.jobs_per_worker)))
+    fleet = (oem.fleet if oem else FleetPolicy()).model_copy(
+        update={"min_workers": 0, "max_workers": cfg.workers, "contexts_per_worker": context_cap}
+    )
+    left = cfg.time_budget_s if seconds_left is None else min(seconds_left, cfg.time_budget_s)
+    backlog = Backlog(
+        due=work,
+        in_flight=in_flight,
+        p95_s=p95_s,
+        seconds_left=left,
+        oem_cap=oem.concurrency.max_sessions if oem else None,
+    )
+    by_batch = min(cfg.workers, math.ceil(work / cfg.jobs_per_worker))
+    return max(1, by_batch, desired_workers(backlog, fleet))
 
 
 def split_budget(total: int, parts: int) -> list[int]:
@@ -180,9 +213,23 @@ def plan_workers(
     browser: BrowserResource,
 ) -> Iterator[DynamicOutput[WorkerAssignment] | Output[RunPlan]]:
     oem = context.partition_key
-    due = job_store.get_store().stats(oem=oem).due_now
-    n = plan_worker_count(due, config)
+    stats = job_store.get_store().stats(oem=oem)
+    due = stats.due_now
     cap = config.context_cap or browser.context_cap
+    settings = oem_registry().settings(oem)
+    n = plan_worker_count(
+        due,
+        config,
+        in_flight=stats.running,
+        p95_s=stats.p95_job_s,
+        seconds_left=seconds_until_business_hours(
+            datetime.now(UTC),
+            settings.schedule.business_hours_start,
+            settings.schedule.timezone,
+        ),
+        context_cap=cap,
+        oem=settings,
+    )
     deadline = datetime.now(UTC) + timedelta(seconds=config.time_budget_s)
     shares = split_budget(config.max_jobs, n)
     context.log.info(

@@ -59,3 +59,16 @@ def test_time_left_counts_to_the_next_business_hours_start_in_the_oems_zone():
 def test_a_policy_with_its_floor_above_its_ceiling_is_refused():
     with pytest.raises(ValueError):
         FleetPolicy(min_workers=3, max_workers=2)
+
+
+def test_the_dagster_planner_adds_workers_when_the_deadline_needs_them():
+    from submissions_pipeline.assets.submission_runs import SubmissionRunConfig, plan_worker_count
+
+    cfg = SubmissionRunConfig(workers=4, jobs_per_worker=100, time_budget_s=3600)
+    # 120 due jobs of 60 s: batches alone say 2 workers; 2 contexts each finish in time.
+    relaxed = plan_worker_count(120, cfg, p95_s=60, seconds_left=5 * HOUR, context_cap=2)
+    assert relaxed == 2
+    # Twenty minutes before business hours the policy needs ceil(120*60/1200)=6 contexts: 3.
+    rushed = plan_worker_count(120, cfg, p95_s=60, seconds_left=1200, context_cap=2)
+    assert rushed == 3
+    assert plan_worker_count(0, cfg, p95_s=60, seconds_left=1200, context_cap=2) == 0
