@@ -29,6 +29,7 @@ from dagster import (
 )
 from pydantic import BaseModel, Field
 
+from submissions_pipeline.assets.fleet_observer import fleet_attempts, wait_until_settled
 from submissions_pipeline.assets.job_metrics import (
     ERROR_BUDGET,
     budget_failures,
@@ -152,6 +153,10 @@ class RunPlan(BaseModel):
     context_cap: int
     max_jobs: int
     dry_run: bool
+    #: Who drives the browsers: "run" (this run's worker ops) or "fleet" (outside workers).
+    driver: str = "run"
+    planned_at: datetime | None = None
+    deadline: datetime | None = None
 
 
 def plan_worker_count(
@@ -230,10 +235,19 @@ def plan_workers(
         context_cap=cap,
         oem=settings,
     )
-    deadline = datetime.now(UTC) + timedelta(seconds=config.time_budget_s)
-    shares = split_budget(config.max_jobs, n)
+    planned_at = datetime.now(UTC)
+    deadline = planned_at + timedelta(seconds=config.time_budget_s)
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    if record is not None and record.start_time:
+        # Fleet workers claim as soon as crm_cases enqueues: the run's attempts start with it.
+        planned_at = min(planned_at, datetime.fromtimestamp(record.start_time, UTC))
+    fleet = browser.driver == "fleet" and not config.dry_run
+    shares = [] if fleet else split_budget(config.max_jobs, n)
     context.log.info(
-        f"{oem}: {due} jobs due; starting {n} worker(s) x {cap} contexts "
+        f"{oem}: {due} jobs due; the fleet's workers drive the browsers (the policy asks for "
+        f"{n}); this run observes until the due jobs settle"
+        if fleet
+        else f"{oem}: {due} jobs due; starting {n} worker(s) x {cap} contexts "
         f"(max {config.max_jobs} jobs, {config.priority_order.value} first"
         f"{', dry run' if config.dry_run else ''})"
     )
@@ -260,6 +274,9 @@ def plan_workers(
             context_cap=cap,
             max_jobs=config.max_jobs,
             dry_run=config.dry_run,
+            driver="fleet" if fleet else "run",
+            planned_at=planned_at,
+            deadline=deadline,
         ),
         output_name="plan",
     )
@@ -364,13 +381,17 @@ def collect_outcomes(
     artifacts: ArtifactStoreResource,
 ) -> Output[pd.DataFrame]:
     store, evidence = job_store.get_store(), artifacts.get_store()
+    if plan.driver == "fleet" and plan.planned_at and plan.deadline:
+        stop = wait_until_settled(store, plan.oem, plan.deadline, lambda: datetime.now(UTC))
+        reports = fleet_attempts(store, plan.oem, plan.planned_at, stop)
+        context.log.info(f"{plan.oem}: {stop}; {len(reports)} fleet worker(s) made attempts")
     urls: dict[str, str | None] = {}
     for r in reports:
         for o in r.outcomes:
             # The console's job page: it outlives file paths and presigned links.
             urls[o.job_id] = evidence.job_link(o.job_id)
     df = outcomes_frame(reports, urls)
-    concurrency = plan.workers * plan.context_cap
+    concurrency = (len(reports) if plan.driver == "fleet" else plan.workers) * plan.context_cap
     after = store.stats(oem=plan.oem)
     depth = after.depth.get(plan.oem, {})
     failed = budget_failures(list(df["state"]), list(df["error_class"]))
@@ -384,6 +405,7 @@ def collect_outcomes(
         **timing_metadata(list(df["seconds"]), concurrency),
         "concurrency": concurrency,
         "workers": plan.workers,
+        "browser_driver": plan.driver,
         "due_at_start": plan.due_at_start,
         "due_after": after.due_now,
         "retry_scheduled_after": depth.get("retry_scheduled", 0),
