@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 from datetime import UTC, datetime
 
 import typer
@@ -31,6 +33,10 @@ def worker(
 ) -> None:
     """A disposable fleet worker: one browser across polls, /healthz /readyz /metrics, reaps
     expired leases, pulls due jobs; SIGTERM drains it (exit 0). Scale out with more of them."""
+    # Until the worker's loop takes SIGTERM over, it ends start-up at once and cleanly: nothing
+    # is claimed and no browser runs yet (a pod scaled down while it starts is no crash). An
+    # exception would not do: library code on the way may catch it.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     from submissions_pipeline.resource_sets import worker_dependencies
     from submissions_pipeline.runner.fleet_worker import FleetWorker, WorkerSettings
 
