@@ -8,7 +8,6 @@ minutes and replaced, while the nightly runs only enqueue and observe (fleet mod
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -53,8 +52,9 @@ class FleetSoakReport(SoakReport):
 class _Fleet:
     """Worker processes kept at a count; the chaos thread kills one every `kill_every_s`."""
 
-    def __init__(self, cfg: FleetSoakConfig, env: dict[str, str], logs: Path):
-        self.cfg, self.env, self.logs = cfg, env, logs
+    def __init__(self, cfg: FleetSoakConfig, logs: Path):
+        """Workers inherit this process's environment (the soak's exported settings)."""
+        self.cfg, self.logs = cfg, logs
         self.procs: list[subprocess.Popen] = []
         self.log_of: dict[int, Path] = {}
         self.started = self.kills = self.drains = self.drains_ok = 0
@@ -69,7 +69,7 @@ class _Fleet:
         cmd = [sys.executable, "-m", "submissions_pipeline.cli", "worker", "--port", "0"]
         cmd += ["--poll-s", "1", "--lease-s", str(self.cfg.lease_s), "--drain-grace-s", "20"]
         cmd += ["--context-cap", str(self.cfg.context_cap), "--video", "off"]
-        proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.procs.append(proc)
         self.log_of[proc.pid] = path
 
@@ -169,8 +169,7 @@ def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) ->
                 demo_environment(oems, sandbox_knobs=cfg.faults) as demo,
                 persistent_instance(demo.dagster_home, browser_slots=1) as instance,
             ):
-                worker_env = {**os.environ, "PYTHONPATH": str(ROOT)}
-                with _Fleet(cfg, worker_env, home) as fleet:
+                with _Fleet(cfg, home) as fleet:
                     resources = resource_set(
                         settings,
                         portal_urls=demo.portal_urls,

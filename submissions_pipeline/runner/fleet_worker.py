@@ -57,12 +57,16 @@ class WorkerSummary(BaseModel):
     stop_reason: str = ""
 
 
-def browser_tree_pss(skip: set[str] = frozenset({"node"})) -> int:  # type: ignore[assignment]
+#: Descendants that are not the browser: Playwright's driver.
+_NOT_BROWSER = frozenset({"node"})
+
+
+def browser_tree_pss() -> int:
     """PSS (bytes) of this process's descendants except Playwright's driver: the browser tree."""
     total = 0
     for proc in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if proc.name() in skip:
+            if proc.name() in _NOT_BROWSER:
                 continue
             total += proc.memory_full_info().pss
     return total
@@ -72,8 +76,8 @@ class FleetWorker:
     """One worker process of the fleet; `run()` until SIGTERM (or a dry queue with `once`)."""
 
     def __init__(self, cfg: BatchConfig, deps: RunnerDeps, settings: WorkerSettings):
-        self.cfg = cfg.model_copy(update={"worker_id": cfg.worker_id or new_worker_id()})
-        self.worker_id: str = self.cfg.worker_id  # type: ignore[assignment]
+        self.worker_id = cfg.worker_id or new_worker_id()
+        self.cfg = cfg.model_copy(update={"worker_id": self.worker_id})
         self.deps = deps
         self.settings = settings
         self.metrics = WorkerMetrics()
@@ -193,10 +197,14 @@ class FleetWorker:
         )
 
     async def _tick(self, browser: BrowserWorker) -> None:
+        crashes = 0
         while True:
             self.health.tick()
             self.metrics.contexts_in_use.set(browser.contexts_in_use)
             self.metrics.browser_launches.set(browser.launches)
+            if browser.crashes > crashes:  # relaunched after the browser died under a job
+                self.metrics.browser_relaunches.labels("crash").inc(browser.crashes - crashes)
+                crashes = browser.crashes
             await asyncio.sleep(0.5)
 
     async def _watch_memory(self, browser: BrowserWorker) -> None:
