@@ -72,3 +72,38 @@ def test_the_dagster_planner_adds_workers_when_the_deadline_needs_them():
     rushed = plan_worker_count(120, cfg, p95_s=60, seconds_left=1200, context_cap=2)
     assert rushed == 3
     assert plan_worker_count(0, cfg, p95_s=60, seconds_left=1200, context_cap=2) == 0
+
+
+def test_fleet_plan_prints_the_policys_answer_for_the_queue(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from submissions_pipeline.settings import PROJECT_ROOT
+    from submissions_pipeline.store import JobStore
+    from submissions_pipeline_tests.factories import make_case
+
+    db = f"sqlite:///{tmp_path / 'jobs.db'}"
+    store = JobStore.from_url(db)
+    for n in range(1, 8):
+        store.enqueue(make_case(n, oem="northwind"))
+    store.dispose()
+    env = {**os.environ, "SUBMISSIONS_DB_URL": db, "SUBMISSIONS_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "submissions_pipeline.cli", "fleet", "plan", "--json"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    plan = {row["oem"]: row for row in json.loads(out)}
+    assert plan["northwind"]["due"] == 7 and plan["northwind"]["desired_workers"] >= 1
+    assert plan["aurora"]["due"] == 0 and plan["aurora"]["desired_workers"] == 0
+    row = plan["northwind"]
+    backlog = Backlog(**{k: row[k] for k in Backlog.model_fields})
+    policy = FleetPolicy(
+        **{k.removeprefix("policy_"): v for k, v in row.items() if k.startswith("policy_")}
+    )
+    assert row["desired_workers"] == desired_workers(backlog, policy)
