@@ -70,10 +70,13 @@ soak-scheduler: install
 bench: install
 	$(VENV)/bin/submissions bench $(BENCH_ARGS)
 
-## soak: 1,000 jobs through the pipeline against faulty portals (SOAK_JOBS=N to change)
+## soak: 1,000 jobs through the pipeline against faulty portals (SOAK_JOBS=N to change);
+## SOAK_DB=postgres: the fleet soak, SOAK_WORKERS worker processes killed every few minutes
 SOAK_JOBS ?= 1000
+SOAK_DB ?= sqlite
+SOAK_WORKERS ?= 3
 soak: install
-	$(VENV)/bin/submissions soak --jobs $(SOAK_JOBS)
+	$(VENV)/bin/submissions soak --jobs $(SOAK_JOBS) --db $(SOAK_DB) --workers $(SOAK_WORKERS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -220,7 +220,7 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
             store.dispose()
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     (cfg.out_dir / "report.json").write_text(report.model_dump_json(indent=2))
-    _chart(home, cfg.out_dir / "chart.png")
+    _chart(f"sqlite:///{home / 'submissions.db'}", cfg.out_dir / "chart.png")
     echo(report.render())
     echo(f"report: {cfg.out_dir / 'report.json'} · chart: {cfg.out_dir / 'chart.png'}")
     return report
@@ -385,8 +385,8 @@ def scan_for_secrets(root: Path, secrets: list[str]) -> tuple[list[str], int]:
     return hits, scanned
 
 
-def _chart(home: Path, out: Path) -> None:
-    """Job time distribution and outcomes over time."""
+def _chart(db_url: str, out: Path) -> None:
+    """Job time distribution and outcomes over time, from the soak's job store."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -394,7 +394,7 @@ def _chart(home: Path, out: Path) -> None:
 
     from submissions_pipeline.store import JobStore
 
-    store = JobStore.from_url(f"sqlite:///{home / 'submissions.db'}", migrate_schema=False)
+    store = JobStore.from_url(db_url, migrate_schema=False)
     jobs = store.list_jobs()
     store.dispose()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))

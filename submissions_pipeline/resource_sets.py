@@ -149,6 +149,7 @@ def resource_set(
             executable_path=settings.chromium,
             browsers_path=str(settings.browsers_path),
             context_cap=settings.context_cap,
+            driver=settings.browser_driver,
         ),
         "credentials": CredentialsResource(credentials_file=credentials_file)
         if credentials_file

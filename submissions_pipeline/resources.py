@@ -322,6 +322,12 @@ class BrowserResource(ConfigurableResource):
         600.0, ge=0, description="Reuse a dealer's logged-in session this long (0: never)."
     )
     job_timeout_s: float = Field(120.0, gt=0, description="Hard timeout of one attempt.")
+    driver: str = Field(
+        "run",
+        pattern="^(run|fleet)$",
+        description="Who drives the browsers: run (the nightly run's worker ops) or fleet (a "
+        "worker Deployment; the run only enqueues and observes). SUBMISSIONS_BROWSER_DRIVER.",
+    )
     evidence: dict[str, Any] = Field(
         default_factory=dict,
         description="Overrides of EvidenceSettings (trace, trace_snapshots_on_retry, video, "

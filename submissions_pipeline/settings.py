@@ -126,6 +126,39 @@ class Settings(BaseSettings):
     )
     context_cap: int = Field(3, ge=1, le=16, description="Browser contexts per worker.")
     failpoints: str = Field("", description="Crash points to enable (crash tests only).")
+    # -- who drives the browsers, and the fleet worker (`submissions worker`) ------------------
+    browser_driver: Literal["run", "fleet"] = Field(
+        "run",
+        description="Who drives the browsers: run (one machine, the default and `make up`: the "
+        "nightly run's worker ops) or fleet (a worker Deployment does; the nightly run only "
+        "enqueues, then waits for the OEM's due jobs to settle and reports the attempts made).",
+    )
+    worker_host: str = Field(
+        "127.0.0.1", description="Where a worker's probes listen (0.0.0.0 inside a pod)."
+    )
+    worker_port: int = Field(
+        9464, ge=0, le=65535, description="A worker's /healthz, /readyz and /metrics port."
+    )
+    worker_poll_s: float = Field(15.0, gt=0, description="A worker's sleep after an empty poll.")
+    worker_drain_grace_s: float = Field(
+        90.0,
+        ge=0,
+        description="After SIGTERM, how long in-flight attempts may finish before they are given "
+        "back; the pod's terminationGracePeriodSeconds must exceed it.",
+    )
+    worker_memory_limit_mb: float = Field(
+        1500.0, gt=0, description="Relaunch a worker's browser when its tree's PSS passes this."
+    )
+    worker_stall_s: float = Field(
+        120.0, gt=0, description="A worker's /healthz fails after this long without progress."
+    )
+    db_pool_size: int = Field(
+        5,
+        ge=1,
+        description="PostgreSQL connections each process keeps (plus db_max_overflow at peaks); "
+        "fleet size x (size + overflow) must stay under the server's max_connections.",
+    )
+    db_max_overflow: int = Field(10, ge=0, description="Extra connections a process may open.")
     retry_time_scale: float = Field(
         1.0,
         gt=0,

@@ -32,6 +32,7 @@ from dagster import (
 )
 from pydantic import BaseModel, Field
 
+from submissions_pipeline.assets.fleet_observer import fleet_attempts, wait_until_settled
 from submissions_pipeline.assets.job_metrics import (
     ERROR_BUDGET,
     budget_failures,
@@ -46,6 +47,13 @@ from submissions_pipeline.assets.job_metrics import (
 )
 from submissions_pipeline.assets.partitions import oem_partitions, worker_id
 from submissions_pipeline.assets.run_canary import BROWSER_POOL, pre_run_canary
+from submissions_pipeline.domain.fleet import (
+    Backlog,
+    FleetPolicy,
+    desired_workers,
+    seconds_until_business_hours,
+)
+from submissions_pipeline.domain.oem import OemSettings
 from submissions_pipeline.golive_watch import GoLiveWatch, run_stats
 from submissions_pipeline.oems import oem_registry
 from submissions_pipeline.resources import (
@@ -104,7 +112,8 @@ class SubmissionRunConfig(Config):
         25,
         ge=1,
         description="Due jobs that justify one more worker (each worker costs a process and a "
-        "browser launch, so batches are few and large).",
+        "browser launch, so batches are few and large); the autoscaling policy adds workers, "
+        "up to `workers`, when the backlog would not finish before business hours.",
     )
     context_cap: int = Field(
         0,
@@ -145,20 +154,49 @@ class RunPlan(BaseModel):
     context_cap: int
     max_jobs: int
     dry_run: bool
+    #: Who drives the browsers: "run" (this run's worker ops) or "fleet" (outside workers).
+    driver: str = "run"
+    planned_at: datetime | None = None
+    deadline: datetime | None = None
 
 
-def plan_worker_count(due: int, cfg: SubmissionRunConfig) -> int:
-    """Workers the due backlog needs: one per `jobs_per_worker` due jobs, capped by config.
+def plan_worker_count(
+    due: int,
+    cfg: SubmissionRunConfig,
+    *,
+    in_flight: int = 0,
+    p95_s: float | None = None,
+    seconds_left: float | None = None,
+    context_cap: int = 1,
+    oem: OemSettings | None = None,
+) -> int:
+    """Workers this run starts: the fleet's autoscaling policy (`domain/fleet.py`) on the due
+    backlog, bounded by the run config (`workers`, `max_jobs`, `time_budget_s`).
 
-    No worker when nothing is due (a run with no work launches no browser); one in a dry run,
-    which reports the backlog without claiming.
+    The time left is the sooner of the OEM's business-hours start and the run's time budget.
+    One worker per `jobs_per_worker` due jobs is the batch size a run starts with (each worker
+    op is a process and a browser launch, so batches are few and large); the policy adds
+    workers when that would not finish in time. No worker when nothing is due; one in a dry
+    run, which reports the backlog without claiming.
     """
     if cfg.dry_run:
         return 1
     work = min(due, cfg.max_jobs)
     if work <= 0:
         return 0
-    return max(1, min(cfg.workers, math.ceil(work / cfg.jobs_per_worker)))
+    fleet = (oem.fleet if oem else FleetPolicy()).model_copy(
+        update={"min_workers": 0, "max_workers": cfg.workers, "contexts_per_worker": context_cap}
+    )
+    left = cfg.time_budget_s if seconds_left is None else min(seconds_left, cfg.time_budget_s)
+    backlog = Backlog(
+        due=work,
+        in_flight=in_flight,
+        p95_s=p95_s,
+        seconds_left=left,
+        oem_cap=oem.concurrency.max_sessions if oem else None,
+    )
+    by_batch = min(cfg.workers, math.ceil(work / cfg.jobs_per_worker))
+    return max(1, by_batch, desired_workers(backlog, fleet))
 
 
 def split_budget(total: int, parts: int) -> list[int]:
@@ -181,13 +219,36 @@ def plan_workers(
     browser: BrowserResource,
 ) -> Iterator[DynamicOutput[WorkerAssignment] | Output[RunPlan]]:
     oem = context.partition_key
-    due = job_store.get_store().stats(oem=oem).due_now
-    n = plan_worker_count(due, config)
+    stats = job_store.get_store().stats(oem=oem)
+    due = stats.due_now
     cap = config.context_cap or browser.context_cap
-    deadline = datetime.now(UTC) + timedelta(seconds=config.time_budget_s)
-    shares = split_budget(config.max_jobs, n)
+    settings = oem_registry().settings(oem)
+    n = plan_worker_count(
+        due,
+        config,
+        in_flight=stats.running,
+        p95_s=stats.p95_job_s,
+        seconds_left=seconds_until_business_hours(
+            datetime.now(UTC),
+            settings.schedule.business_hours_start,
+            settings.schedule.timezone,
+        ),
+        context_cap=cap,
+        oem=settings,
+    )
+    planned_at = datetime.now(UTC)
+    deadline = planned_at + timedelta(seconds=config.time_budget_s)
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    if record is not None and record.start_time:
+        # Fleet workers claim as soon as crm_cases enqueues: the run's attempts start with it.
+        planned_at = min(planned_at, datetime.fromtimestamp(record.start_time, UTC))
+    fleet = browser.driver == "fleet" and not config.dry_run
+    shares = [] if fleet else split_budget(config.max_jobs, n)
     context.log.info(
-        f"{oem}: {due} jobs due; starting {n} worker(s) x {cap} contexts "
+        f"{oem}: {due} jobs due; the fleet's workers drive the browsers (the policy asks for "
+        f"{n}); this run observes until the due jobs settle"
+        if fleet
+        else f"{oem}: {due} jobs due; starting {n} worker(s) x {cap} contexts "
         f"(max {config.max_jobs} jobs, {config.priority_order.value} first"
         f"{', dry run' if config.dry_run else ''})"
     )
@@ -214,6 +275,9 @@ def plan_workers(
             context_cap=cap,
             max_jobs=config.max_jobs,
             dry_run=config.dry_run,
+            driver="fleet" if fleet else "run",
+            planned_at=planned_at,
+            deadline=deadline,
         ),
         output_name="plan",
     )
@@ -319,6 +383,10 @@ def collect_outcomes(
     browser: BrowserResource,
 ) -> Output[pd.DataFrame]:
     store, evidence = job_store.get_store(), artifacts.get_store()
+    if plan.driver == "fleet" and plan.planned_at and plan.deadline:
+        stop = wait_until_settled(store, plan.oem, plan.deadline, lambda: datetime.now(UTC))
+        reports = fleet_attempts(store, plan.oem, plan.planned_at, stop)
+        context.log.info(f"{plan.oem}: {stop}; {len(reports)} fleet worker(s) made attempts")
     golive = GoLiveWatch(Path(browser.home) / "golive").observe(
         plan.oem, run_stats(reports), oem_registry().settings(plan.oem).golive
     )
@@ -330,7 +398,7 @@ def collect_outcomes(
             # The console's job page: it outlives file paths and presigned links.
             urls[o.job_id] = evidence.job_link(o.job_id)
     df = outcomes_frame(reports, urls)
-    concurrency = plan.workers * plan.context_cap
+    concurrency = (len(reports) if plan.driver == "fleet" else plan.workers) * plan.context_cap
     after = store.stats(oem=plan.oem)
     depth = after.depth.get(plan.oem, {})
     failed = budget_failures(list(df["state"]), list(df["error_class"]))
@@ -344,6 +412,7 @@ def collect_outcomes(
         **timing_metadata(list(df["seconds"]), concurrency),
         "concurrency": concurrency,
         "workers": plan.workers,
+        "browser_driver": plan.driver,
         "due_at_start": plan.due_at_start,
         "due_after": after.due_now,
         "retry_scheduled_after": depth.get("retry_scheduled", 0),

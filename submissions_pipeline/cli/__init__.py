@@ -1,6 +1,6 @@
 """The `submissions` command (`submissions_pipeline.cli:app`)."""
 
-from submissions_pipeline.cli import authoring, cases, queue, serve, tools
+from submissions_pipeline.cli import authoring, cases, fleet, queue, serve, tools
 from submissions_pipeline.cli.app import app
 
-__all__ = ["app", "authoring", "cases", "queue", "serve", "tools"]
+__all__ = ["app", "authoring", "cases", "fleet", "queue", "serve", "tools"]

@@ -174,33 +174,6 @@ def run_batch_command(
 
 
 @app.command()
-def worker(
-    oem: str | None = typer.Option(None, help="Only this OEM's jobs."),
-    context_cap: int | None = typer.Option(None, help="Concurrent browser contexts."),
-    poll_s: float = typer.Option(15.0, help="Sleep between empty polls."),
-    once: bool = typer.Option(False, help="Drain the queue once and exit."),
-) -> None:
-    """A long-running worker: reap expired leases, pull due jobs, repeat (scale out with more)."""
-    import time
-
-    from submissions_pipeline.resource_sets import worker_dependencies
-    from submissions_pipeline.runner import run_batch
-
-    with worker_dependencies(load_settings(), [oem] if oem else None) as (deps, browser):
-        while True:
-            reaped = deps.store.reap_expired()
-            if reaped:
-                typer.echo(f"reaped {len(reaped)} expired lease(s)")
-            report = run_batch(_batch_config(browser, oem=oem, context_cap=context_cap), deps)
-            if report.outcomes:
-                _print_report(report)
-            if once:
-                return
-            if not report.outcomes:
-                time.sleep(poll_s)
-
-
-@app.command()
 def audit(
     oem: str | None = typer.Option(None, help="Only this OEM."),
     since: datetime | None = typer.Option(None, help="Only jobs updated since (ISO date)."),

@@ -149,6 +149,11 @@ def soak(
         False, "--daemon", help="The scheduler soak: the `make up` stack under the daemon."
     ),
     minutes: float = typer.Option(60, help="With --daemon: how long cases arrive and chaos."),
+    db: str = typer.Option(
+        "sqlite", help="sqlite, or postgres: the fleet soak (worker processes, killed)."
+    ),
+    workers: int = typer.Option(3, help="With --db postgres: worker processes kept running."),
+    kill_every_s: float = typer.Option(120, help="With --db postgres: a worker killed this often."),
 ) -> None:
     """Soak the real pipeline against faulty sandbox portals and judge it by the release bar.
 
@@ -162,6 +167,22 @@ def soak(
             DaemonSoakConfig(minutes=minutes, out_dir=out.parent / "daemon-soak"), echo=typer.echo
         )
         raise typer.Exit(0 if result.passed else 1)
+    if db == "postgres":
+        from bench.fleet_soak import FleetSoakConfig, run_fleet_soak
+
+        fleet_report = run_fleet_soak(
+            FleetSoakConfig(
+                jobs=jobs,
+                context_cap=context_cap,
+                retry_time_scale=retry_time_scale,
+                workers=workers,
+                kill_every_s=kill_every_s,
+                pg_url=load_settings().postgres_url,
+                out_dir=out.parent / "fleet-soak",
+            ),
+            echo=typer.echo,
+        )
+        raise typer.Exit(0 if fleet_report.passed else 1)
     from bench.soak import SoakConfig, run_soak
 
     report = run_soak(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from submissions_pipeline.domain.fleet import ConcurrencyCaps, FleetPolicy
 from submissions_pipeline.domain.golive import GoLiveThresholds
 from submissions_pipeline.domain.reconciliation import ReconciliationPolicy
 
@@ -54,4 +55,12 @@ class OemSettings(_Strict):
     golive: GoLiveThresholds = Field(
         default_factory=GoLiveThresholds,
         description="When a run has drifted from the baseline of the first five clean runs.",
+    )
+    concurrency: ConcurrencyCaps = Field(
+        default_factory=ConcurrencyCaps,
+        description="Fleet-wide session caps the portal needs, enforced by the queue's claim.",
+    )
+    fleet: FleetPolicy = Field(
+        default_factory=FleetPolicy,
+        description="Autoscaling bounds of the OEM's workers (see fleet.py).",
     )

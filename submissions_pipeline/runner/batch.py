@@ -7,6 +7,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from random import Random
 
@@ -64,54 +65,75 @@ async def run_batch_async(cfg: BatchConfig, deps: RunnerDeps) -> BatchReport:
         report.finished_at = datetime.now(UTC)
         return report
 
+    async with BrowserWorker(cfg.browser, cfg.evidence, deps.home) as worker:
+        await pull_jobs(cfg, deps, worker, report)
+        report.browser_launches = worker.launches
+        report.browser_crashes = worker.crashes
+    report.finished_at = datetime.now(UTC)
+    return report
+
+
+async def pull_jobs(
+    cfg: BatchConfig,
+    deps: RunnerDeps,
+    worker: BrowserWorker,
+    report: BatchReport,
+    *,
+    stop: Callable[[], bool] = lambda: False,
+    on_outcome: Callable[[JobOutcome], None] | None = None,
+) -> None:
+    """Each of `context_cap` slots claims and runs one job at a time on `worker`'s browser
+    until the queue has nothing for it, a budget is spent or `stop()` says so (a draining
+    fleet worker). Claims honour every OEM's fleet-wide caps (`oem.toml` [concurrency])."""
+    worker_id = report.worker_id
     rng = Random(cfg.seed)
     sessions = SessionCache(cfg.browser.session_reuse_s)
     deadline = time.monotonic() + cfg.time_budget_s
-    halted: set[str] = set()
+    caps = {oem: a.settings.concurrency for oem, a in deps.adapters.items()}
+    halted: set[str] = set(report.halted_oems)
     started_jobs = 0
     stop_reason = "queue drained"
 
-    async with BrowserWorker(cfg.browser, cfg.evidence, deps.home) as worker:
+    async def slot() -> None:
+        nonlocal started_jobs, stop_reason
+        while True:
+            if stop():
+                stop_reason = "stopped: draining"
+                return
+            if started_jobs >= cfg.max_jobs:
+                stop_reason = "max_jobs reached"
+                return
+            if time.monotonic() >= deadline:
+                stop_reason = "time budget spent"
+                return
+            if cfg.oem is not None and cfg.oem in halted:
+                stop_reason = f"halted: auth failure on {cfg.oem}"
+                return
+            started_jobs += 1
+            claimed = await asyncio.to_thread(
+                deps.store.claim,
+                worker_id,
+                oem=cfg.oem,
+                limit=1,
+                lease_s=cfg.lease_s,
+                run_id=cfg.run_id,
+                exclude_oems=sorted(halted),
+                prefer_redaction_sensitive=cfg.prefer_redaction_sensitive,
+                caps=caps,
+            )
+            if not claimed:
+                started_jobs -= 1
+                return
+            outcome = await process_job(claimed[0], worker, deps, cfg, worker_id, sessions, rng)
+            report.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+            if outcome.halt_oem:
+                halted.add(outcome.oem)
 
-        async def slot() -> None:
-            nonlocal started_jobs, stop_reason
-            while True:
-                if started_jobs >= cfg.max_jobs:
-                    stop_reason = "max_jobs reached"
-                    return
-                if time.monotonic() >= deadline:
-                    stop_reason = "time budget spent"
-                    return
-                if cfg.oem is not None and cfg.oem in halted:
-                    stop_reason = f"halted: auth failure on {cfg.oem}"
-                    return
-                started_jobs += 1
-                claimed = await asyncio.to_thread(
-                    deps.store.claim,
-                    worker_id,
-                    oem=cfg.oem,
-                    limit=1,
-                    lease_s=cfg.lease_s,
-                    run_id=cfg.run_id,
-                    exclude_oems=sorted(halted),
-                    prefer_redaction_sensitive=cfg.prefer_redaction_sensitive,
-                )
-                if not claimed:
-                    started_jobs -= 1
-                    return
-                outcome = await process_job(claimed[0], worker, deps, cfg, worker_id, sessions, rng)
-                report.outcomes.append(outcome)
-                if outcome.halt_oem:
-                    halted.add(outcome.oem)
-
-        await asyncio.gather(*(slot() for _ in range(cfg.browser.context_cap)))
-        report.browser_launches = worker.launches
-        report.browser_crashes = worker.crashes
-
+    await asyncio.gather(*(slot() for _ in range(cfg.browser.context_cap)))
     report.halted_oems = sorted(halted)
     report.stop_reason = stop_reason
-    report.finished_at = datetime.now(UTC)
-    return report
 
 
 def run_batch(cfg: BatchConfig, deps: RunnerDeps) -> BatchReport:

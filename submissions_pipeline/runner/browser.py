@@ -67,8 +67,11 @@ class BrowserWorker:
         self._drained.set()
         self._launch_lock = asyncio.Lock()
         self._spare: asyncio.Task[JobContext] | None = None
+        self._relaunch_requested = False
         self.launches = 0
         self.crashes = 0
+        #: Relaunches asked for by a memory watcher (the browser tree grew past its limit).
+        self.memory_relaunches = 0
 
     async def __aenter__(self) -> BrowserWorker:
         ensure_video_support(self.settings.browsers_path or self.home / "pw-browsers")
@@ -110,12 +113,28 @@ class BrowserWorker:
             args=CHROMIUM_ARGS,
         )
         self._jobs_since_launch = 0
+        self._relaunch_requested = False
         self.launches += 1
+
+    def request_relaunch(self) -> None:
+        """Relaunch the browser before the next job, once in-flight jobs finish on this one
+        (kill-and-replace at a safe point: a job is never cut off for memory)."""
+        if not self._relaunch_requested:
+            self._relaunch_requested = True
+            self.memory_relaunches += 1
+
+    @property
+    def contexts_in_use(self) -> int:
+        """Contexts handed to jobs and not yet closed."""
+        return self._open
 
     async def _ensure_browser(self) -> Browser:
         async with self._launch_lock:
             alive = self._browser is not None and self._browser.is_connected()
-            due = self._jobs_since_launch >= self.settings.recycle_browser_after
+            due = (
+                self._jobs_since_launch >= self.settings.recycle_browser_after
+                or self._relaunch_requested
+            )
             if not alive or due:
                 await self._drop_spare()
                 if not alive:
@@ -165,6 +184,7 @@ class BrowserWorker:
                     (candidate.video_dir is not None) == record_video
                     and (self._browser is not None and self._browser.is_connected())
                     and self._jobs_since_launch < self.settings.recycle_browser_after
+                    and not self._relaunch_requested
                 ):
                     jc = candidate
                 else:

@@ -25,6 +25,8 @@ class RunnerDeps:
     portal_urls: dict[str, str]
     home: Path
     clock: Callable[[], datetime] = utcnow
+    #: Called after each renewed lease (a fleet worker counts them and reads them as liveness).
+    on_lease_renewed: Callable[[], None] | None = None
 
     def base_url(self, oem: str) -> str:
         """Where this OEM's portal lives; a missing address is a configuration error."""

@@ -125,6 +125,8 @@ async def _heartbeat(deps: RunnerDeps, job_id: str, worker_id: str, lease_s: flo
         ok = await asyncio.to_thread(deps.store.heartbeat, job_id, worker_id, lease_s=lease_s)
         if not ok:
             return
+        if deps.on_lease_renewed is not None:
+            deps.on_lease_renewed()
 
 
 async def process_job(

@@ -9,6 +9,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from submissions_pipeline.settings import process_settings
+
 #: Seconds a SQLite writer waits for the lock before giving up (its busy_timeout).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -46,7 +48,14 @@ def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
     """
     url = normalize_url(url)
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=10)
+        # Sized for a fleet: every worker process holds up to size + overflow connections.
+        pool = process_settings()
+        return create_engine(
+            url,
+            pool_pre_ping=pre_ping,
+            pool_size=pool.db_pool_size,
+            max_overflow=pool.db_max_overflow,
+        )
 
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):

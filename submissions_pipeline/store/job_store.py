@@ -10,7 +10,7 @@ claim, milestone or transition is one statement (lock, check, update and event t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any
@@ -32,10 +32,12 @@ from submissions_pipeline.domain import (
     route_failure,
 )
 from submissions_pipeline.domain.clock import Clock, utcnow
+from submissions_pipeline.domain.fleet import ConcurrencyCaps
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.store import migrate
 from submissions_pipeline.store.api_requests import ApiRequestLog
 from submissions_pipeline.store.engine import make_engine
+from submissions_pipeline.store.fleet import FleetQueue
 from submissions_pipeline.store.models import (
     EnqueueResult,
     _Change,
@@ -85,7 +87,7 @@ _SETTABLE = frozenset(
 )
 
 
-class JobStore(JobReads, OperatorActions, JobWrites, WebhookOutbox, ApiRequestLog):
+class JobStore(JobReads, OperatorActions, FleetQueue, JobWrites, WebhookOutbox, ApiRequestLog):
     """Jobs, their events, and the pull queue, on SQLite or PostgreSQL.
 
     The commands are here; the queries come from `JobReads`, the write steps from `JobWrites`.
@@ -200,6 +202,7 @@ class JobStore(JobReads, OperatorActions, JobWrites, WebhookOutbox, ApiRequestLo
         run_id: str | None = None,
         exclude_oems: Iterable[str] = (),
         prefer_redaction_sensitive: bool = False,
+        caps: Mapping[str, ConcurrencyCaps] | None = None,
         now: datetime | None = None,
     ) -> list[Job]:
         """Lease up to `limit` due jobs to a worker: highest priority first, then oldest due.
@@ -209,11 +212,25 @@ class JobStore(JobReads, OperatorActions, JobWrites, WebhookOutbox, ApiRequestLo
 
         PostgreSQL locks the picked rows with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers
         pass each other by; SQLite serialises writers with ``BEGIN IMMEDIATE`` (see engine.py),
-        which gives the same guarantee. Each claim starts a new attempt.
+        which gives the same guarantee. Each claim starts a new attempt. OEMs with fleet-wide
+        `caps` take the serialised capped path (`FleetQueue`).
         """
         if limit <= 0:
             return []
         now = now or self.clock()
+        capped = {k: c for k, c in (caps or {}).items() if c.capped and oem in (None, k)}
+        if capped:
+            return self._claim_capped(
+                worker_id,
+                oem,
+                limit,
+                lease_s,
+                run_id,
+                exclude_oems,
+                capped,
+                now,
+                prefer_redaction_sensitive,
+            )
         if self._one_statement:
             excluded = list(exclude_oems)
             stmt = _pg_claim_statement(oem is not None, bool(excluded), prefer_redaction_sensitive)
@@ -427,10 +444,12 @@ class JobStore(JobReads, OperatorActions, JobWrites, WebhookOutbox, ApiRequestLo
         policy: RetryPolicy | None = None,
         actor: str = "reaper",
         run_id: str | None = None,
+        lease_owner: str | None = None,
         now: datetime | None = None,
     ) -> list[Job]:
-        """Take back jobs whose worker stopped heartbeating (or, with `run_id`, every job still
-        leased to that run: a run known to be dead or interrupted need not wait for expiry).
+        """Take back jobs whose worker stopped heartbeating (or, with `run_id` or `lease_owner`,
+        every job still leased to that run or worker: one known to be dead or draining need not
+        wait for expiry).
 
         A job that never reached the submit click goes back to the queue at once (its try
         still counts, so a job that keeps killing workers ends dead-lettered). A job that may
@@ -441,6 +460,8 @@ class JobStore(JobReads, OperatorActions, JobWrites, WebhookOutbox, ApiRequestLo
         reaped: list[Job] = []
         leased = jobs.c.state.in_([s.value for s in LEASED_STATES])
         gone = jobs.c.run_id == run_id if run_id is not None else jobs.c.lease_expires_at < now
+        if lease_owner is not None:
+            gone = jobs.c.lease_owner == lease_owner
         pick = select(jobs).where(leased, gone).with_for_update(skip_locked=True)
         with self.engine.begin() as conn:
             for row in conn.execute(pick).all():
@@ -453,7 +474,8 @@ class JobStore(JobReads, OperatorActions, JobWrites, WebhookOutbox, ApiRequestLo
                     to, reason = S.DEAD_LETTERED, ReasonCode.WORKER_LOST
                 failure = FailureObject.of(
                     reason,
-                    f"lease of {job.lease_owner} expired at step {job.last_step}",
+                    f"lease of {job.lease_owner} "
+                    f"{'given back' if lease_owner else 'expired'} at step {job.last_step}",
                     job_id=job.job_id,
                     case_id=job.case_id,
                     oem=job.oem,

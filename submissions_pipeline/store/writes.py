@@ -81,40 +81,54 @@ class JobWrites:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        claimed: list[Job] = []
         with self.engine.begin() as conn:
-            for job_id, state, version in conn.execute(pick).all():
-                result = conn.execute(
-                    update(jobs)
-                    .where(jobs.c.job_id == job_id, jobs.c.version == version)
-                    .values(
-                        state=S.RUNNING.value,
-                        lease_owner=worker_id,
-                        lease_expires_at=now + timedelta(seconds=lease_s),
-                        attempt=jobs.c.attempt + 1,
-                        **CLAIM_COUNTERS,
-                        last_step=Step.CLAIMED.value,
-                        started_at=func.coalesce(jobs.c.started_at, now),
-                        run_id=run_id,
-                        updated_at=now,
-                        version=jobs.c.version + 1,
-                    )
-                    .returning(*jobs.c)
+            return self._lease_picked(
+                conn, conn.execute(pick).all(), worker_id, lease_s, run_id, now
+            )
+
+    def _lease_picked(
+        self,
+        conn: Connection,
+        picked: Iterable[Any],
+        worker_id: str,
+        lease_s: float,
+        run_id: str | None,
+        now: datetime,
+    ) -> list[Job]:
+        """Lease rows (job_id, state, version) picked and locked in `conn`'s transaction."""
+        claimed: list[Job] = []
+        for job_id, state, version in picked:
+            result = conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id == job_id, jobs.c.version == version)
+                .values(
+                    state=S.RUNNING.value,
+                    lease_owner=worker_id,
+                    lease_expires_at=now + timedelta(seconds=lease_s),
+                    attempt=jobs.c.attempt + 1,
+                    **CLAIM_COUNTERS,
+                    last_step=Step.CLAIMED.value,
+                    started_at=func.coalesce(jobs.c.started_at, now),
+                    run_id=run_id,
+                    updated_at=now,
+                    version=jobs.c.version + 1,
                 )
-                row = result.first()
-                if row is None:  # pragma: no cover - rows are locked, so this cannot race
-                    continue
-                self._event(
-                    conn,
-                    job_id,
-                    "transition",
-                    S(state),
-                    S.RUNNING,
-                    worker_id,
-                    now,
-                    step=Step.CLAIMED.value,
-                )
-                claimed.append(_row_to_job(row))
+                .returning(*jobs.c)
+            )
+            row = result.first()
+            if row is None:  # pragma: no cover - rows are locked, so this cannot race
+                continue
+            self._event(
+                conn,
+                job_id,
+                "transition",
+                S(state),
+                S.RUNNING,
+                worker_id,
+                now,
+                step=Step.CLAIMED.value,
+            )
+            claimed.append(_row_to_job(row))
         return claimed
 
     def _apply(self, change: _Change) -> Job:

@@ -1,0 +1,31 @@
+"""The PostgreSQL fleet soak at a handful of jobs: three worker processes, killed and drained
+while the nightly runs observe in fleet mode, and every case still settles once."""
+
+from __future__ import annotations
+
+import json
+
+from bench.fleet_soak import FleetSoakConfig, run_fleet_soak
+
+
+def test_a_small_fleet_soak_with_killed_workers_passes_the_soak_bar(pg_admin_url, tmp_path):
+    cfg = FleetSoakConfig(
+        jobs=5,
+        oems=["northwind"],
+        invalid_share=0.0,
+        workers=3,
+        kill_every_s=12,
+        lease_s=4,
+        retry_time_scale=0.002,
+        context_cap=1,
+        pg_url=pg_admin_url,
+        keep_database=False,
+        out_dir=tmp_path / "soak",
+    )
+    report = run_fleet_soak(cfg, echo=lambda _line: None)
+
+    assert report.kills + report.drains >= 1 and report.drains_exit_0 == report.drains
+    assert report.duplicates == 0 and report.orphans == 0 and report.unsettled == 0
+    assert report.crm_mismatches == [] and report.secrets_found == []
+    assert report.passed, report.problems
+    assert json.loads((tmp_path / "soak" / "report.json").read_text())["kills"] == report.kills
