@@ -121,5 +121,6 @@ def salesforce_settings(server: SalesforceServer, db_url: str, home: Path) -> Se
         salesforce_username=USERNAME,
         salesforce_private_key=server.private_key_pem.decode(),
         salesforce_ca_file=server.ca_file,
+        console_url="https://console.example",
         context_cap=2,
     )
