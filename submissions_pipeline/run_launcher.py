@@ -14,6 +14,7 @@ driving a portal for a run Dagster has given up on.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -125,9 +126,12 @@ def run_worker_crashed(instance: DagsterInstance, run_id: str) -> bool:
 
 
 def _run_worker_ancestor() -> psutil.Process | None:
+    """The run worker above this process: the ancestor the code server (`dagster api grpc`)
+    started, or one started as `dagster api execute_run`; None when the run is in-process."""
     with contextlib.suppress(psutil.Error):
-        for proc in psutil.Process().parents():
-            if "execute_run" in " ".join(proc.cmdline()):
+        chain = psutil.Process().parents()
+        for proc, parent in itertools.pairwise(chain):
+            if "execute_run" in " ".join(proc.cmdline()) or "grpc" in " ".join(parent.cmdline()):
                 return proc
     return None
 
