@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import jwt
@@ -18,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.salesforce.org import ORG_ID, ApiError, Org, ValidationRule
 
@@ -53,6 +55,29 @@ def _record_error(exc: ApiError) -> dict[str, Any]:
     return {"statusCode": exc.code, "message": exc.message, "fields": exc.fields}
 
 
+class OrgClockDate:
+    """Stamps every answer's `Date` header with the org's clock, as Salesforce does: clients
+    read it to know which SystemModstamp seconds are over (tests move this clock)."""
+
+    def __init__(self, app: ASGIApp, org: Org):
+        self.app = app
+        self.org = org
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                date = format_datetime(self.org.now(), usegmt=True).encode()
+                message = {**message, "headers": [*headers, (b"date", date)]}
+            await send(message)
+
+        await self.app(scope, receive, send_dated)
+
+
 class SalesforceApp:
     """Builds the Starlette app over one `Org`."""
 
@@ -60,7 +85,7 @@ class SalesforceApp:
         self.org = org
         self.base_url = base_url  # set by the server once its port is known
         data = "/services/data/v{version}"
-        self.app = Starlette(
+        self.routes = Starlette(
             routes=[
                 Route("/services/oauth2/token", self.token, methods=["POST"]),
                 Route(data + "/query", self.query, methods=["GET"]),
@@ -80,6 +105,7 @@ class SalesforceApp:
                 Route("/__admin/records/{obj}", self.admin_records, methods=["GET", "POST"]),
             ]
         )
+        self.app: ASGIApp = OrgClockDate(self.routes, org)
 
     # ------------------------------------------------------------------ OAuth
     async def token(self, request: Request) -> Response:

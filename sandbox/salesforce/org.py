@@ -108,6 +108,7 @@ class Org:
             self.ledger: list[LedgerEntry] = []
             self.faults = Faults()
             self.offset = timedelta()
+            self.frozen_at: datetime | None = None
             self.api_calls = 0
             self.logins = 0
             self._cursors: dict[str, tuple[str, list[dict[str, Any]]]] = {}
@@ -117,7 +118,13 @@ class Org:
     def now(self) -> datetime:
         """The org's clock: wall time plus what tests advanced, to the second like
         SystemModstamp (many records share a stamp; Id breaks the tie)."""
-        return (datetime.now(UTC) + self.offset).replace(microsecond=0)
+        base = self.frozen_at or datetime.now(UTC)
+        return (base + self.offset).replace(microsecond=0)
+
+    def freeze(self) -> None:
+        """Stop the clock here (`advance` still moves it): every write lands in one second."""
+        with self.lock:
+            self.frozen_at = datetime.now(UTC)
 
     def advance(self, seconds: float) -> None:
         with self.lock:

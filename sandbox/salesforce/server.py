@@ -81,6 +81,7 @@ class SalesforceServer:
                 self.api.app,
                 log_level="warning",
                 access_log=False,
+                date_header=False,  # the org's clock stamps Date (OrgClockDate)
                 lifespan="off",
                 ssl_certfile=str(cert_file),
                 ssl_keyfile=str(key_file),

@@ -2,7 +2,9 @@
 
 Intake reads cases of one OEM in the status awaiting submission by SOQL, ordered by
 `SystemModstamp, Id` and strictly after a cursor of both, following `nextRecordsUrl` through
-every page; records last modified by the integration user are skipped, so the pipeline's own
+every page. SystemModstamp counts whole seconds, so intake stops before the second the org was
+still in when it answered (cases wait a second or two): an edit made later in that second can
+never land behind the cursor. Records last modified by the integration user are skipped, so the pipeline's own
 write-backs (which bump SystemModstamp) never bring a case back. Write-backs compare first and
 write only the fields that differ, so the same outcome twice writes nothing; each outcome's
 activity record is upserted by an external id built from job, attempt and status (a retried
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from submissions_pipeline.crm.base import (
@@ -109,13 +111,23 @@ class SalesforceCrm(CrmClient):
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         """Every record of a query, following nextRecordsUrl to the last page."""
+        rows, _ = self._query_with_snapshot(soql)
+        return rows
+
+    def _query_with_snapshot(self, soql: str) -> tuple[list[dict[str, Any]], datetime]:
+        """Every record of a query and the instant its stamps are settled before (by the org's
+        clock when it says, else by ours less a second of skew)."""
         page = self.api.call(lambda sf: sf.query(soql))
+        answer = self.api.last_answer
+        settled = answer.settled_before() if answer is not None else None
+        if settled is None:
+            settled = self.clock().replace(microsecond=0) - timedelta(seconds=2)
         records = list(page["records"])
         while not page.get("done", True):
             url = page["nextRecordsUrl"]
             page = self.api.call(lambda sf, url=url: sf.query_more(url, identifier_is_url=True))
             records += page["records"]
-        return records
+        return records, settled
 
     def _select(self, where: list[str], order: str = "SystemModstamp, Id", limit: int = 0) -> str:
         soql = f"SELECT {', '.join(self.mapping.case_select())} FROM {self.object}"
@@ -151,7 +163,10 @@ class SalesforceCrm(CrmClient):
                 f"(SystemModstamp > {stamp} OR (SystemModstamp = {stamp} "
                 f"AND Id > {soql_string(record_id)}))"
             )
-        rows = self.query(self._select(where, limit=limit))
+        rows, settled = self._query_with_snapshot(self._select(where, limit=limit))
+        # Records of a second the org may still be writing wait for the next read: an edit in
+        # that second would share their stamp and fall behind the cursor.
+        rows = [r for r in rows if _parse_dt(r["SystemModstamp"]) < settled]
         records = [self._record(r) for r in rows]
         return CasePage(records=records, next_cursor=records[-1].cursor if records else cursor)
 

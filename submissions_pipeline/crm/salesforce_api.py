@@ -11,9 +11,12 @@ jitter up to a budget, then raise CrmUnavailable so the caller keeps the work fo
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
@@ -144,6 +147,26 @@ def login(auth: SalesforceAuth, session: requests.Session) -> SalesforceToken:
     )
 
 
+@dataclass(frozen=True)
+class OrgAnswer:
+    """When the org answered a call, by its own clock (the HTTP Date header, to the second),
+    and how long the call took."""
+
+    date: datetime | None
+    elapsed_s: float
+
+    def settled_before(self) -> datetime | None:
+        """Records stamped before this instant can no longer change without a later stamp.
+
+        SystemModstamp has one-second precision: a record edited in the second the query ran can
+        share the stamp of a record the query returned, and an (stamp, Id) cursor past it would
+        skip that edit for good. The query ran no earlier than `date - elapsed`, so every stamp
+        before that second's start is settled."""
+        if self.date is None:
+            return None
+        return self.date.replace(microsecond=0) - timedelta(seconds=math.ceil(self.elapsed_s))
+
+
 class SalesforceApi:
     """A logged-in simple-salesforce client and the retry rules around every call."""
 
@@ -164,6 +187,16 @@ class SalesforceApi:
         self._sf: Salesforce | None = None
         self.user_id: str | None = None
         self.logins = 0
+        self.last_answer: OrgAnswer | None = None
+        self.session.hooks.setdefault("response", []).append(self._note_answer)
+
+    def _note_answer(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        date = response.headers.get("Date")
+        try:
+            stamp = parsedate_to_datetime(date) if date else None
+        except (TypeError, ValueError):
+            stamp = None
+        self.last_answer = OrgAnswer(date=stamp, elapsed_s=response.elapsed.total_seconds())
 
     def client(self) -> Salesforce:
         """The logged-in client (logs in on first use)."""

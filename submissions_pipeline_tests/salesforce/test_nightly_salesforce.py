@@ -61,6 +61,7 @@ def test_the_nightly_job_takes_cases_from_salesforce_and_writes_outcomes_back_on
     crm = resources["crm"].get_client()
     assert isinstance(crm, SalesforceCrm)
     seeded = seed_demo_cases(desk, oems=[OEM], per_oem=6)  # 3 valid (2 test records), 3 invalid
+    salesforce.org.advance(2)  # intake reads only seconds the org has finished
     job = build_definitions(resources).resolve_job_def("submissions_nightly")
 
     result = job.execute_in_process(partition_key=OEM, instance=instance, raise_on_error=False)
@@ -107,6 +108,7 @@ def test_a_run_killed_during_the_crm_write_is_written_once_by_the_next_run(
     # the nightly run in a process of its own, configured from the environment as in
     # production, SIGKILLed by a failpoint right after its first write reached the org
     seed_demo_cases(desk, oems=[OEM], per_oem=6)
+    salesforce.org.advance(2)  # intake reads only seconds the org has finished
     env = {
         **os.environ,
         "SUBMISSIONS_HOME": str(tmp_path),

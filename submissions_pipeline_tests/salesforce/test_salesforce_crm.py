@@ -24,10 +24,16 @@ OEM = "northwind"
 ACTIVITY = "Submission_Activity__c"
 
 
-def enter(desk: CaseDesk, n: int, oem: str = OEM, start: int = 0) -> list[str]:
+def enter(
+    desk: CaseDesk, n: int, oem: str = OEM, start: int = 0, *, settle: bool = True
+) -> list[str]:
+    """Cases entered by a person; with `settle`, the org's clock then moves past their second
+    (intake reads only seconds the org has finished)."""
     ids = []
     for i in range(start, start + n):
         ids.append(desk.add_case(case_record(i, oem=oem)))
+    if settle:
+        desk.org.advance(2)
     return ids
 
 
@@ -81,10 +87,30 @@ def test_our_own_write_backs_never_bring_a_case_back(
     salesforce.org.edit(
         "Case", desk.record(ids[0])["Id"], {"Status": mapping.picklist(CrmStatus.NEW)}
     )
+    salesforce.org.advance(2)
     assert [r.case_id for r in sf_crm.list_new_cases(OEM, page.next_cursor).records] == [ids[0]]
     assert sf_crm.count_unrouted_cases([OEM]) == {}
     enter(desk, 2, oem="zephyr", start=50)
     assert sf_crm.count_unrouted_cases([OEM, "aurora"]) == {"zephyr": 2}
+
+
+def test_intake_waits_for_the_second_the_org_is_in_so_a_later_edit_in_it_is_never_skipped(
+    salesforce: SalesforceServer, desk: CaseDesk, sf_crm: SalesforceCrm, mapping: SalesforceMapping
+):
+    salesforce.org.freeze()  # every write below lands in the same SystemModstamp second
+    ids = enter(desk, 3, settle=False)
+    # Read now, the cursor would pass (second, last Id); a person's edit of the first case in
+    # this same second would then sort behind it and never be read. So nothing is read yet.
+    assert sf_crm.list_new_cases(OEM, None).records == []
+    salesforce.org.edit("Case", desk.record(ids[0])["Id"], {"Submission_Priority__c": 3})
+    salesforce.org.advance(1)  # the org is in the next second; the query may have run before
+    assert sf_crm.list_new_cases(OEM, None).records == []
+
+    salesforce.org.advance(1)
+    page = sf_crm.list_new_cases(OEM, None)
+    assert [r.case_id for r in page.records] == ids
+    assert page.records[0].raw["priority"] == 3
+    assert sf_crm.list_new_cases(OEM, page.next_cursor).records == []
 
 
 def test_500_outcomes_go_in_collections_and_the_same_outcomes_again_write_nothing(

@@ -432,8 +432,11 @@ def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
     sandbox_server.reset()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
+    """One browser for this package's tests. Package scope, not session: Playwright's sync API
+    keeps an event loop running on the main thread, so it must stop before later packages call
+    ``asyncio.run`` (the runner does)."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium_path(), args=CHROMIUM_ARGS)
         yield browser
