@@ -4,13 +4,13 @@ Intake reads cases of one OEM in the status awaiting submission by SOQL, ordered
 `SystemModstamp, Id` and strictly after a cursor of both, following `nextRecordsUrl` through
 every page. SystemModstamp counts whole seconds, so intake stops before the second the org was
 still in when it answered (cases wait a second or two): an edit made later in that second can
-never land behind the cursor. Records last modified by the integration user are skipped, so the pipeline's own
-write-backs (which bump SystemModstamp) never bring a case back. Write-backs compare first and
-write only the fields that differ, so the same outcome twice writes nothing; each outcome's
-activity record is upserted by an external id built from job, attempt and status (a retried
-write never makes a second one), before the case, so a case never shows an outcome without its
-record. Batches go through the sObject Collections API, 200 records a call, and each record's
-own success or error is read back: one refused record stops none of the others.
+never land behind the cursor. Records last modified by the integration user are skipped, so the
+pipeline's own write-backs (which bump SystemModstamp) never bring a case back. Write-backs
+compare first and write only the fields that differ, so the same outcome twice writes nothing;
+each outcome's activity record is upserted by an external id built from job, attempt and status
+(a retried write never makes a second one), before the case, so a case never shows an outcome
+without its record. Batches go through the sObject Collections API, 200 records a call, and each
+record's own success or error is read back: one refused record stops none of the others.
 """
 
 from __future__ import annotations
