@@ -133,6 +133,7 @@ class TemplatedPortalAdapter(SelectorDrivenAdapter):
                     f"{self.oem} kept dealer {creds.dealer_id} on the login page",
                     reason=ReasonCode.LOGIN_REJECTED,
                 )
+            await self.raise_if_a_person_is_needed(page, "login")
             raise AdapterBug(
                 f"{self.oem}: no signed-in marker after login ({sel.logged_in})",
                 reason=ReasonCode.SELECTOR_NOT_FOUND,
@@ -234,7 +235,9 @@ class TemplatedPortalAdapter(SelectorDrivenAdapter):
         return reference
 
     # ------------------------------------------------------------------ reconciliation
-    async def lookup(self, page: Page, base_url: str, case: Case) -> LookupResult | None:
+    async def lookup(
+        self, page: Page, base_url: str, case: Case, reference: str | None = None
+    ) -> LookupResult | None:
         sel = await self.selectors(page)
         if sel.lookup is None or sel.paths.lookup is None:
             raise AbsenceUnproven(
@@ -243,9 +246,23 @@ class TemplatedPortalAdapter(SelectorDrivenAdapter):
                 step="reconcile",
             )
         lookup = sel.lookup
+        shown = lookup.match or [lookup.by]
+        if "reference" in shown and reference is None:
+            # Only the portal's reference finds the case, and none was ever read for it.
+            raise AbsenceUnproven(
+                f"{self.oem} is searched by its own reference and none was read for "
+                f"{case.case_id}; a person must look",
+                step="reconcile",
+            )
+
+        def text_of(source: str) -> str:
+            return (
+                reference if source == "reference" and reference else self.value_for(source, case)
+            )
+
         await self.goto(page, base_url + sel.paths.lookup, "open lookup")
         await self._assert_session(page, sel, "lookup")
-        query = self.value_for(lookup.by, case)
+        query = text_of(lookup.by)
         await self.act(page, lookup.query, "lookup query", lambda el: el.fill(query))
         await self.click(page, lookup.submit, "lookup")
         await self.first_of(page, [lookup.results, lookup.empty])
@@ -255,12 +272,12 @@ class TemplatedPortalAdapter(SelectorDrivenAdapter):
         # result we cannot read is an adapter bug, and the job waits for an engineer.
         results = await self.require(page, lookup.results, "lookup results")
         row = lookup.row.locate(results)
-        shown = lookup.match or [lookup.by]
         for source in shown:
-            row = row.filter(has_text=self.value_for(source, case))
+            row = row.filter(has_text=text_of(source))
         count = await row.count()
-        # A case id names one case; a VIN may have several claims, so its row must be unique.
-        if count == 0 or (count > 1 and shown != ["case_id"]):
+        # A case id or a reference names one case; a VIN may have several claims, so its row
+        # must be unique.
+        if count == 0 or (count > 1 and shown not in (["case_id"], ["reference"])):
             raise AdapterBug(
                 f"lookup by {lookup.by} for {case.case_id} shows results but {count} rows "
                 f"showing its {', '.join(shown)} ({lookup.row})",

@@ -31,7 +31,13 @@ from adapters.selectors import (
 from submissions_pipeline.domain import Case, ReasonCode
 from submissions_pipeline.domain.oem import OemSettings
 from submissions_pipeline.runner.adapter import PortalAdapter
-from submissions_pipeline.runner.errors import AdapterBug, InvalidData, SelectorMissing, SiteFlake
+from submissions_pipeline.runner.errors import (
+    AdapterBug,
+    HumanRequired,
+    InvalidData,
+    SelectorMissing,
+    SiteFlake,
+)
 
 #: The <meta> a portal page may carry with its UI version (a `fingerprint.meta`).
 VERSION_META = 'meta[name="portal-ui-version"]'
@@ -40,6 +46,13 @@ _VERSION_JS = "(sel) => document.querySelector(sel)?.getAttribute('content') ?? 
 _TRUE = {"true", "yes", "1", "on", "y"}
 
 T = TypeVar("T")
+
+#: The CAPTCHA widgets of the common vendors (reCAPTCHA, hCaptcha, Cloudflare Turnstile) and
+#: any frame that calls itself a CAPTCHA: a page showing one waits for a person.
+CAPTCHA_CSS = (
+    "iframe[src*='recaptcha'], iframe[src*='hcaptcha'], iframe[src*='challenges.cloudflare'], "
+    "iframe[title*='captcha' i], .g-recaptcha, .h-captcha, .cf-turnstile, [data-sitekey]"
+)
 
 
 class SelectorDrivenAdapter(PortalAdapter):
@@ -62,6 +75,9 @@ class SelectorDrivenAdapter(PortalAdapter):
         self._status: weakref.WeakKeyDictionary[Page, int] = weakref.WeakKeyDictionary()
         # Version found by probing, per page and URL: probes cost a round trip each.
         self._probed: weakref.WeakKeyDictionary[Page, tuple[str, str]] = weakref.WeakKeyDictionary()
+        # The portal's host per page (from the first navigation): a sign-in form on another
+        # host is a single sign-on prompt.
+        self._home: weakref.WeakKeyDictionary[Page, str] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ versions
     async def detect_version(self, page: Page) -> str:
@@ -138,6 +154,7 @@ class SelectorDrivenAdapter(PortalAdapter):
 
     async def goto(self, page: Page, url: str, what: str) -> None:
         """Navigate and fail as a site flake on a 5xx page."""
+        self._home.setdefault(page, urlparse(url).hostname or "")
         self._record_status(page, await page.goto(url, wait_until="domcontentloaded"))
         self._check_status(page, what)
 
@@ -160,6 +177,7 @@ class SelectorDrivenAdapter(PortalAdapter):
             return await action(loc.first)
         except PlaywrightTimeoutError:
             if await loc.count() == 0:
+                await self.raise_if_a_person_is_needed(page, what)
                 version = await self.detect_version(page)  # raises for a 5xx or a non-portal page
                 owners = [s for s in self.selector_sets.values() if s.path_of(spec) is not None]
                 sel = owners[0] if owners else self.selector_sets[version]
@@ -171,6 +189,33 @@ class SelectorDrivenAdapter(PortalAdapter):
                     selector_path=sel.path_of(spec),
                 ) from None
             raise
+
+    async def raise_if_a_person_is_needed(self, page: Page, what: str) -> None:
+        """HumanRequired when the page in front of the job is one only a person can answer: a
+        CAPTCHA, this portal's own `human_required` elements, a password prompt on another
+        host (single sign-on), or a window the portal opened. Asked only once an element is
+        missing, so it costs nothing on the happy path."""
+        found = await self._needs_a_person(page)
+        if found is not None:
+            raise HumanRequired(
+                f"{what}: the portal shows {found}; a person must take it from here"
+            )
+
+    async def _needs_a_person(self, page: Page) -> str | None:
+        if await page.locator(CAPTCHA_CSS).count():
+            return "a CAPTCHA"
+        for sel in self.selector_sets.values():
+            for spec in sel.human_required:
+                if await spec.locate(page).count():
+                    return f"a page that needs a person ({spec.where()})"
+        home = self._home.get(page)
+        host = urlparse(page.url).hostname
+        if home and host and host != home and await page.locator("input[type=password]").count():
+            return f"a sign-in page on {host} (single sign-on)"
+        for other in page.context.pages:
+            if other is not page and not other.is_closed() and await other.opener() is page:
+                return f"a window it opened ({urlparse(other.url).hostname or other.url})"
+        return None
 
     async def require(self, page: Page, spec: LocatorSpec, what: str) -> Locator:
         """The element once it is on the page, or an adapter bug (see `act`)."""

@@ -246,7 +246,11 @@ class ReferenceSelectors(_Section):
 class LookupSelectors(_Section):
     """The portal's list of earlier submissions, searched by one case field."""
 
-    by: Literal["case_id", "vin"] = Field("case_id", description="What the query box takes.")
+    by: Literal["case_id", "vin", "reference"] = Field(
+        "case_id",
+        description="What the query box takes: our case id, the VIN, or the portal's own "
+        "reference (known only once one was read; an ambiguous submit then waits for a person).",
+    )
     query: LocatorSpec
     submit: ActionSpec
     results: LocatorSpec
@@ -254,7 +258,8 @@ class LookupSelectors(_Section):
     empty: LocatorSpec
     match: list[str] = Field(
         default_factory=list,
-        description="Case fields a row must show to be this case's (default: `by`).",
+        description="Case fields (or `reference`) a row must show to be this case's "
+        "(default: `by`).",
     )
 
 
@@ -310,6 +315,11 @@ class SelectorSet(_Strict):
     lookup: LookupSelectors | None = None
     errors: ErrorSelectors = Field(default_factory=ErrorSelectors)
     popups: list[PopupSelectors] = Field(default_factory=list)
+    human_required: list[LocatorSpec] = Field(
+        default_factory=list,
+        description="Elements of pages only a person can answer (this portal's own CAPTCHA or "
+        "sign-on prompt), beside the common CAPTCHA widgets every adapter knows.",
+    )
     #: The file this set was read from (None when built in code).
     _source: Path | None = PrivateAttr(None)
 

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from submissions_pipeline.assets.partitions import REPORT_JOB_NAME
-from submissions_pipeline.crm import CrmStatus, EmbeddedCrm, seed_demo_cases
+from submissions_pipeline.crm import CrmClient, CrmStatus, EmbeddedCrm, seed_demo_cases
 from submissions_pipeline.definitions import build_definitions
 from submissions_pipeline.domain import SubmissionState
 from submissions_pipeline.launcher import (
@@ -194,15 +194,19 @@ def summarize(
     evidence_location: str,
     dagster_home: Path,
     portal_urls: Mapping[str, str],
+    crm: CrmClient | None = None,
 ) -> NightlySummary:
-    """Read the outcome back from the CRM and the job store."""
-    crm = EmbeddedCrm.from_url(settings.database_url, migrate_schema=False)
+    """Read the outcome back from the CRM (the embedded one unless `crm` is given) and the job
+    store."""
     store = JobStore.from_url(settings.database_url, migrate_schema=False)
+    own_crm = crm is None
+    crm = crm or EmbeddedCrm.from_url(settings.database_url, migrate_schema=False)
     try:
-        cases = [c for c in crm.list_cases() if c.oem in oems]
+        cases = [c for oem in oems for c in crm.list_cases(oem=oem)]
         jobs = [j for j in store.list_jobs() if j.oem in oems]
     finally:
-        crm.dispose()
+        if own_crm and isinstance(crm, EmbeddedCrm):
+            crm.dispose()
         store.dispose()
     by_status = Counter(c.status.value for c in cases)
     submitted = [
@@ -258,28 +262,68 @@ def run_nightly(
             portal_urls=demo.portal_urls,
             credentials_file=str(demo.credentials_file),
         )
-        defs = build_definitions(resources)
-        job = nightly_job(defs)
-        runs: dict[str, str] = {}
-        store = JobStore.from_url(demo.settings.database_url, migrate_schema=False)
-        try:
-            for oem in selected:
-                if echo:
-                    echo(f"{oem}: running the nightly job against {demo.portal_urls[oem]} …")
-                run = launch_nightly(job, oem, instance, store=store, trigger="make_run")
-                runs[oem] = str(run)
-        finally:
-            store.dispose()
-        defs.resolve_job_def(REPORT_JOB_NAME).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=run_config()
+        summary = _run_partitions(
+            demo.settings, resources, instance, selected, demo.dagster_home, "make_run", echo
         )
-        summary = summarize(
-            demo.settings,
-            selected,
-            runs,
-            resources["artifacts"].location(),
-            demo.dagster_home,
-            demo.portal_urls,
+    if echo:
+        echo(summary.render())
+    return summary
+
+
+def _run_partitions(
+    settings: Settings,
+    resources: dict[str, Any],
+    instance: Any,
+    oems: Sequence[str],
+    dagster_home: Path,
+    trigger: str,
+    echo: Callable[[str], None] | None,
+) -> NightlySummary:
+    """One nightly run per OEM, then the daily report, then the summary read back."""
+    defs = build_definitions(resources)
+    job = nightly_job(defs)
+    urls = resources["portals"].urls
+    runs: dict[str, str] = {}
+    store = JobStore.from_url(settings.database_url, migrate_schema=False)
+    try:
+        for oem in oems:
+            if echo:
+                echo(f"{oem}: running the nightly job against {urls[oem]} …")
+            runs[oem] = str(launch_nightly(job, oem, instance, store=store, trigger=trigger))
+    finally:
+        store.dispose()
+    defs.resolve_job_def(REPORT_JOB_NAME).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config()
+    )
+    crm = resources["crm"].get_client()
+    return summarize(
+        settings, oems, runs, resources["artifacts"].location(), dagster_home, urls, crm=crm
+    )
+
+
+def run_configured(
+    oems: Sequence[str],
+    *,
+    browser_slots: int = DEFAULT_BROWSER_SLOTS,
+    echo: Callable[[str], None] | None = print,
+) -> NightlySummary:
+    """`submissions run --oem X` against real portals: the addresses and dealer accounts the
+    environment configures (SUBMISSIONS_PORTAL_URLS, SUBMISSIONS_CREDENTIALS[_FILE]), the cases
+    already in the configured CRM (`submissions cases add|import` fills the embedded one), no
+    sandbox and no demo seeding. Raises ValueError naming what is missing."""
+    settings = load_settings()
+    urls = settings.portal_urls or {}
+    registered = set(oem_registry().oem_keys())
+    problems = [f"{o}: no adapter is registered" for o in oems if o not in registered]
+    problems += [f"{o}: SUBMISSIONS_PORTAL_URLS has no address" for o in oems if o not in urls]
+    if settings.credentials is None and settings.credentials_file is None:
+        problems.append("set SUBMISSIONS_CREDENTIALS_FILE (or SUBMISSIONS_CREDENTIALS)")
+    if not oems or problems:
+        raise ValueError("; ".join(problems) or "name the OEM(s) to run with --oem")
+    dagster_home = prepare_instance_home(settings.dagster_instance_dir)
+    with persistent_instance(dagster_home, browser_slots=browser_slots) as instance:
+        summary = _run_partitions(
+            settings, resource_set(settings), instance, oems, dagster_home, "run_oem", echo
         )
     if echo:
         echo(summary.render())

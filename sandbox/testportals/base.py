@@ -17,11 +17,17 @@ DEALERS = ("D1001", "D1002", "D1003", "D1004", "D1005")
 
 
 class PortalKnobs(BaseModel):
-    """What a test turns: a slow login, dropped confirmations."""
+    """What a test turns: a slow login, dropped confirmations, pages that need a person."""
 
     login_delay_s: float = Field(0.0, ge=0, description="Seconds before the login redirect.")
     drop_after_submit: bool = Field(
         False, description="Record a submission, then answer 502 instead of the confirmation."
+    )
+    captcha_at_signin: bool = Field(
+        False, description="Answer good credentials with a 'verify you are human' CAPTCHA page."
+    )
+    single_sign_on: bool = Field(
+        False, description="Send the sign-in page to a corporate sign-on form on another host."
     )
 
 

@@ -55,6 +55,7 @@ class HarborPortal(TestPortal):
                 Route("/", lambda r: RedirectResponse("/hub", 303)),
                 Route("/signin", self.signin, methods=["GET", "POST"]),
                 Route("/signout", self.signout),
+                Route("/sso", self.sso, methods=["GET", "POST"]),
                 Route("/hub", self.hub),
                 Route("/hub/embed/claim", self.claim_form, methods=["GET", "POST"]),
                 Route("/hub/embed/sent/{ref}", self.sent),
@@ -71,9 +72,20 @@ class HarborPortal(TestPortal):
 
     async def signin(self, request: Request) -> Response:
         error = ""
+        if self.knobs.single_sign_on:
+            # The same server under another host name: the group's corporate sign-on.
+            return RedirectResponse(f"http://localhost:{request.url.port}/sso", 303)
         if request.method == "POST":
             form = await request.form()
             dealer = self.dealer_for(str(form.get("user", "")), str(form.get("pass", "")))
+            if dealer is not None and self.knobs.captcha_at_signin:
+                return _page(
+                    "Security check",
+                    "<h1>Just checking</h1><p>Please confirm you are not a robot.</p>"
+                    "<form method='post' action='/signin'><div class='g-recaptcha' "
+                    "data-sitekey='6Lc-harbor-test'></div><p><input type='submit' "
+                    "value='Continue'></p></form>",
+                )
             if dealer is not None:
                 return await self.open_session(dealer, "/hub")
             error = "<p class='flash' role='alert'>Those details did not work.</p>"
@@ -83,6 +95,15 @@ class HarborPortal(TestPortal):
             f"{error}<form method='post'><p><label>Username <input name='user'></label></p>"
             "<p><label>Password <input name='pass' type='password'></label></p>"
             "<p><input type='submit' value='Sign in'></p></form>",
+        )
+
+    async def sso(self, request: Request) -> Response:
+        return _page(
+            "Group sign-on",
+            "<h1>Harbor Group single sign-on</h1><form method='post'>"
+            "<p><label>Work e-mail <input name='email' type='email'></label></p>"
+            "<p><label>Passphrase <input name='secret' type='password'></label></p>"
+            "<p><button>Continue</button></p></form>",
         )
 
     async def signout(self, request: Request) -> Response:
@@ -194,7 +215,8 @@ class HarborPortal(TestPortal):
         vin = request.query_params.get("vin", "").strip()
         found = ""
         if vin:
-            rows = [e for e in self.find(vin=vin) if e.dealer_id == self.dealer_of(request)]
+            mine = [e for e in self.ledger.entries() if e.dealer_id == self.dealer_of(request)]
+            rows = [e for e in mine if vin.upper() in (e.vin, e.reference.upper())]
             if rows:
                 found = "<table class='results'><tr><th>VIN</th><th>Odometer</th><th>Claim</th>"
                 found += "".join(
@@ -204,10 +226,10 @@ class HarborPortal(TestPortal):
                 )
                 found += "</table>"
             else:
-                found = "<p class='empty'>No claims for this VIN.</p>"
+                found = "<p class='empty'>No claims match.</p>"
         return _page(
             "My claims",
-            f"{self._nav()}<h1>My claims</h1><form method='get'><label>Search by VIN "
+            f"{self._nav()}<h1>My claims</h1><form method='get'><label>Search by VIN or claim "
             f"<input name='vin' value='{escape(vin, quote=True)}'></label> "
             f"<button>Search</button></form>{found}",
         )

@@ -16,11 +16,20 @@ def run(
     oem: list[str] | None = typer.Option(None, "--oem", help="Only this OEM (repeatable)."),
     per_oem: int = typer.Option(20, "--per-oem", help="Demo cases per OEM when the CRM is empty."),
 ) -> None:
-    """Run the nightly job for every OEM on the embedded default and print a summary."""
-    from submissions_pipeline.demo import run_nightly
+    """Run the nightly job and print a summary: the sandbox demo (every sandbox OEM, seeded),
+    or with SUBMISSIONS_PORTAL_URLS set, `--oem X` against that real portal and the configured
+    dealer accounts, on the cases already in the CRM."""
+    from submissions_pipeline.demo import run_configured, run_nightly
 
     try:
-        summary = run_nightly(oem or None, per_oem=per_oem, echo=typer.echo)
+        if load_settings().portal_urls is not None:
+            try:
+                summary = run_configured(oem or [], echo=typer.echo)
+            except ValueError as bad:
+                typer.echo(f"cannot run: {bad}", err=True)
+                raise typer.Exit(2) from None
+        else:
+            summary = run_nightly(oem or None, per_oem=per_oem, echo=typer.echo)
     except KeyboardInterrupt as stop:
         # SIGTERM or Ctrl-C: the run in flight gave its jobs back (queue or reconciliation).
         typer.echo(f"stopped: {stop or 'interrupted'}; jobs in flight were given back", err=True)

@@ -45,6 +45,9 @@ def check_adapter_command(
     lookup_file: Path | None = typer.Option(
         None, help="A CRM case (JSON) the portal already holds, to look up."
     ),
+    lookup_reference: str | None = typer.Option(
+        None, help="The portal's reference of that case (for portals searched by reference)."
+    ),
     out: Path | None = typer.Option(None, help="Screenshots folder; default HOME/check/OEM."),
     action_timeout_ms: float = typer.Option(
         10_000, help="How long to wait for one element before calling it missing."
@@ -74,6 +77,7 @@ def check_adapter_command(
                 out or settings.home / "check" / key,
                 browser=browser.batch_config().browser,
                 lookup_case=lookup,
+                lookup_reference=lookup_reference,
                 action_timeout_ms=action_timeout_ms,
             )
         )

@@ -19,6 +19,7 @@ class ErrorClass(StrEnum):
     AUTH_FAILURE = "auth_failure"  # credentials rejected: halt the OEM's batch, alert ops
     AMBIGUOUS_SUBMIT = "ambiguous_submit"  # submit clicked, outcome unknown: reconcile first
     MISSING_EVIDENCE = "missing_evidence"  # submitted but proof incomplete: retry via lookup
+    HUMAN_REQUIRED = "human_required"  # a CAPTCHA, a single sign-on, a window: a person, review
 
 
 class ReasonCode(StrEnum):
@@ -45,6 +46,7 @@ class ReasonCode(StrEnum):
     RESUBMIT_BUDGET_SPENT = "resubmit_budget_spent"
     EVIDENCE_MISSING = "evidence_missing"
     REFERENCE_MISSING = "reference_missing"
+    HUMAN_REQUIRED = "human_required"
 
     @property
     def error_class(self) -> ErrorClass:
@@ -75,6 +77,7 @@ _CLASS_OF: dict[ReasonCode, ErrorClass] = {
     R.RESUBMIT_BUDGET_SPENT: E.AMBIGUOUS_SUBMIT,
     R.EVIDENCE_MISSING: E.MISSING_EVIDENCE,
     R.REFERENCE_MISSING: E.MISSING_EVIDENCE,
+    R.HUMAN_REQUIRED: E.HUMAN_REQUIRED,
 }
 
 

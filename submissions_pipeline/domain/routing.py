@@ -44,7 +44,8 @@ def route_failure(
     never submitted are retried with backoff until `tries` reaches the budget, then
     dead-lettered so a person sees only terminal failures. Adapter bugs are dead-lettered at
     once (retrying a broken selector only burns the budget) and raise an alert. Invalid data
-    goes back to the CRM.
+    goes back to the CRM. A page that needs a person (a CAPTCHA, a single sign-on prompt, a
+    window the portal opened) goes to review with an alert: a retry would meet it again.
 
     A job that may be on the portal (`submit_attempted`) is never retried blind: it is looked
     up again (an ambiguous submit after the portal's usual delay, a flake with backoff, a
@@ -57,6 +58,9 @@ def route_failure(
         return _decision(Route.RETURN_TO_CRM, S.FAILED_TERMINAL)
     if cls is E.ADAPTER_BUG:
         return _decision(Route.DEAD_LETTER, S.DEAD_LETTERED, alert=True)
+    if cls is E.HUMAN_REQUIRED:
+        # The portal asks for a person (a CAPTCHA, a sign-on page): retrying asks again.
+        return _decision(Route.REVIEW, S.NEEDS_REVIEW, alert=True)
     lookups_left = job.lookup_claims < reconciliation.lookup_budget
     if reason is ReasonCode.RESUBMIT_BUDGET_SPENT:
         # Proven absent, but every try is used: submitting again is a person's call.

@@ -84,8 +84,11 @@ class PortalAdapter(ABC):
         """Wait for the confirmation and return the reference parsed with the versioned regex."""
 
     @abstractmethod
-    async def lookup(self, page: Page, base_url: str, case: Case) -> LookupResult | None:
-        """Look the case up among earlier submissions; None when the portal has none."""
+    async def lookup(
+        self, page: Page, base_url: str, case: Case, reference: str | None = None
+    ) -> LookupResult | None:
+        """Look the case up among earlier submissions; None when the portal has none.
+        `reference` is the portal's own reference when one was already read for the case."""
 
     async def storage_state(self, page: Page) -> dict:
         """The session to reuse for this dealer's next job.

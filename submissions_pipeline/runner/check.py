@@ -86,6 +86,7 @@ async def check_adapter(
     *,
     browser: BrowserSettings | None = None,
     lookup_case: Case | None = None,
+    lookup_reference: str | None = None,
     action_timeout_ms: float | None = None,
 ) -> AdapterCheck:
     """Walk login → search → form steps → review (stopping before submit) → lookup."""
@@ -104,7 +105,9 @@ async def check_adapter(
             ("fill", lambda: adapter.fill(page, case)),
         ]
         if lookup_case is not None:
-            steps.append(("lookup", lambda: _lookup(adapter, page, base_url, lookup_case)))
+            steps.append(
+                ("lookup", lambda: _lookup(adapter, page, base_url, lookup_case, lookup_reference))
+            )
         for n, (name, run) in enumerate(steps, start=1):
             step = await _walk(page, name, run, out_dir / f"{n:02d}-{name}.png")
             report.steps.append(step)
@@ -114,8 +117,10 @@ async def check_adapter(
     return report
 
 
-async def _lookup(adapter: PortalAdapter, page: Page, base_url: str, case: Case) -> str:
-    found = await adapter.lookup(page, base_url, case)
+async def _lookup(
+    adapter: PortalAdapter, page: Page, base_url: str, case: Case, reference: str | None
+) -> str:
+    found = await adapter.lookup(page, base_url, case, reference)
     if found is None:
         return f"the portal has no submission for {case.case_id} ({case.vin})"
     return f"found {case.case_id}: reference {found.reference}"

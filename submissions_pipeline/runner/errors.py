@@ -79,6 +79,13 @@ class SelectorMissing(AdapterBug):
         self.selector_path = selector_path
 
 
+class HumanRequired(SubmissionFailure):
+    """The portal put a page in front of the job that only a person can answer: a CAPTCHA, a
+    single sign-on prompt, a window it opened. Review, not an adapter bug and not a retry."""
+
+    reason = ReasonCode.HUMAN_REQUIRED
+
+
 class InvalidData(SubmissionFailure):
     """The portal rejected the case's data: a human fixes it in the CRM."""
 

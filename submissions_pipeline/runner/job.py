@@ -183,7 +183,7 @@ async def process_job(
                 if job.submit_attempted:
                     # The portal may already hold this case: never submit blind.
                     async with a.clock.step("reconcile"):
-                        found = await adapter.lookup(page, base_url, case)
+                        found = await adapter.lookup(page, base_url, case, job.reference)
                         if found is not None:
                             a.reference, a.reconciled = found.reference, True
                             await rec.screenshot(page, LOOKUP_SCREENSHOT)

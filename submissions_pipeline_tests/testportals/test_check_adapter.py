@@ -98,3 +98,31 @@ def test_a_selector_file_with_an_unknown_key_names_file_and_path(test_portals, t
     out = check_adapter("meridian", test_portals, tmp_path, adapters_dir)
     assert out.returncode == 2
     assert f"{path}: review.submit: unknown key 'dialogue'" in out.stderr
+
+
+def test_a_portal_searched_by_its_own_reference_finds_the_case_only_with_that_reference(
+    portal_deps, test_portals, tmp_path
+):
+    known = portal_deps.store.enqueue(portal_case(1, "harbor")).job_id
+    run_batch(quick_config(), portal_deps)
+    reference = portal_deps.store.get(known).reference
+    assert reference
+    adapters_dir = tmp_path / "adapters"
+    shutil.copytree(ADAPTERS_DIR, adapters_dir)
+    path = adapters_dir / "harbor" / "selectors" / "v1.json"
+    data = json.loads(path.read_text())
+    data["lookup"].update({"by": "reference", "match": ["reference", "vin"]})
+    path.write_text(json.dumps(data))
+    lookup = ("--lookup-file", str(case_file(tmp_path, "known", "harbor", 1)))
+
+    found = check_adapter(
+        "harbor", test_portals, tmp_path, adapters_dir, *lookup, "--lookup-reference", reference
+    )
+    unknown = check_adapter("harbor", test_portals, tmp_path, adapters_dir, *lookup)
+
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert f"reference {reference}" in found.stdout
+    # Without the portal's reference nothing proves the case is (or is not) there.
+    assert unknown.returncode == 1 and "FAIL lookup" in unknown.stdout
+    assert "searched by its own reference and none was read" in unknown.stdout
+    assert len(test_portals["harbor"].portal.ledger.entries()) == 1

@@ -110,3 +110,22 @@ def test_a_login_redirect_slower_than_the_step_budget_is_a_site_flake(portal_dep
     (out,) = run_batch(fast_actions(per_step_s={"login": 2.5}), portal_deps).outcomes
     assert out.error_class is ErrorClass.SITE_FLAKE, out
     assert out.state is S.RETRY_SCHEDULED
+
+
+@pytest.mark.parametrize(
+    ("knob", "shows"),
+    [("captcha_at_signin", "a CAPTCHA"), ("single_sign_on", "single sign-on")],
+)
+def test_a_page_only_a_person_can_answer_goes_to_review_not_to_the_dead_letters(
+    portal_deps, test_portals, knob, shows
+):
+    portal = test_portals["harbor"].portal
+    setattr(portal.knobs, knob, True)
+    job = portal_deps.store.enqueue(portal_case(1, "harbor"))
+
+    (out,) = run_batch(quick_config(), portal_deps).outcomes
+
+    assert out.reason_code is ReasonCode.HUMAN_REQUIRED, out
+    assert out.state is S.NEEDS_REVIEW  # a person decides; a retry would meet the same page
+    assert shows in out.message and portal_deps.store.get(job.job_id).failure is not None
+    assert portal.ledger.entries() == []
