@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dagster import build_resources
 from pydantic import BaseModel, Field
 
 from submissions_pipeline.assets.partitions import REPORT_JOB_NAME
@@ -75,6 +76,7 @@ class NightlySummary(BaseModel):
     dagster_home: str
     portal_urls: dict[str, str]
     browser: str = Field("", description="The browser binary the workers launched.")
+    where: str = Field("the embedded default", description="Which portals and CRM were used.")
 
     @property
     def ok(self) -> bool:
@@ -88,7 +90,7 @@ class NightlySummary(BaseModel):
 
     def render(self, show: int = 10) -> str:
         """The summary as people read it."""
-        lines = [f"Nightly submissions on the embedded default for {', '.join(self.oems)}"]
+        lines = [f"Nightly submissions on {self.where} for {', '.join(self.oems)}"]
         if self.browser:
             lines.append(f"Browser: {self.browser}")
         lines += [f"  {oem:<10} {outcome}" for oem, outcome in self.runs.items()]
@@ -278,6 +280,7 @@ def _run_partitions(
     dagster_home: Path,
     trigger: str,
     echo: Callable[[str], None] | None,
+    where: str = "the embedded default",
 ) -> NightlySummary:
     """One nightly run per OEM, then the daily report, then the summary read back."""
     defs = build_definitions(resources)
@@ -295,10 +298,16 @@ def _run_partitions(
     defs.resolve_job_def(REPORT_JOB_NAME).execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config()
     )
-    crm = resources["crm"].get_client()
-    return summarize(
-        settings, oems, runs, resources["artifacts"].location(), dagster_home, urls, crm=crm
-    )
+    with build_resources({"crm": resources["crm"]}) as built:  # EnvVar values resolved
+        return summarize(
+            settings,
+            oems,
+            runs,
+            resources["artifacts"].location(),
+            dagster_home,
+            urls,
+            crm=built.crm.get_client(),
+        ).model_copy(update={"where": where})
 
 
 def run_configured(
@@ -323,7 +332,14 @@ def run_configured(
     dagster_home = prepare_instance_home(settings.dagster_instance_dir)
     with persistent_instance(dagster_home, browser_slots=browser_slots) as instance:
         summary = _run_partitions(
-            settings, resource_set(settings), instance, oems, dagster_home, "run_oem", echo
+            settings,
+            resource_set(settings),
+            instance,
+            oems,
+            dagster_home,
+            "run_oem",
+            echo,
+            where=f"the configured portals and the {settings.crm} CRM",
         )
     if echo:
         echo(summary.render())

@@ -113,7 +113,12 @@ def test_a_portal_searched_by_its_own_reference_finds_the_case_only_with_that_re
     data = json.loads(path.read_text())
     data["lookup"].update({"by": "reference", "match": ["reference", "vin"]})
     path.write_text(json.dumps(data))
-    lookup = ("--lookup-file", str(case_file(tmp_path, "known", "harbor", 1)))
+    lookup = (
+        "--case-file",
+        str(case_file(tmp_path, "new", "harbor", 6)),
+        "--lookup-file",
+        str(case_file(tmp_path, "known", "harbor", 1)),
+    )
 
     found = check_adapter(
         "harbor", test_portals, tmp_path, adapters_dir, *lookup, "--lookup-reference", reference
