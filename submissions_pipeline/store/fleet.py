@@ -14,13 +14,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 
 from submissions_pipeline.domain import CLAIMABLE_STATES, Job
 from submissions_pipeline.domain.fleet import ConcurrencyCaps, FleetPolicy
 from submissions_pipeline.domain.oem import OemSchedule
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.store.schema import jobs
+from submissions_pipeline.store.statements import claimable_select
 
 #: Advisory lock key every capped claim takes (PostgreSQL): "caps" in ASCII.
 CAPPED_CLAIM_LOCK = 0x63617073
@@ -55,22 +56,14 @@ class FleetQueue:
         prefer_redaction_sensitive: bool = False,
     ) -> list[Job]:
         """Count what is leased, then pick due jobs that keep every cap, in one transaction."""
-        conds = [
-            jobs.c.state.in_([s.value for s in CLAIMABLE_STATES]),
-            jobs.c.next_attempt_at <= now,
-        ]
-        if oem is not None:
-            conds.append(jobs.c.oem == oem)
-        excluded = list(exclude_oems)
-        if excluded:
-            conds.append(jobs.c.oem.not_in(excluded))
-        order = [jobs.c.priority.desc(), jobs.c.next_attempt_at, jobs.c.created_at]
-        if prefer_redaction_sensitive:
-            order.insert(0, jobs.c.redaction_sensitive.desc())
         candidates = (
-            select(jobs.c.job_id, jobs.c.state, jobs.c.version, jobs.c.oem, jobs.c.dealer_id)
-            .where(and_(*conds))
-            .order_by(*order)
+            claimable_select(
+                (jobs.c.job_id, jobs.c.state, jobs.c.version, jobs.c.oem, jobs.c.dealer_id),
+                oem=oem,
+                exclude_oems=exclude_oems,
+                prefer_redaction_sensitive=prefer_redaction_sensitive,
+                now=now,
+            )
             .limit(CAPPED_CLAIM_WINDOW)
             .with_for_update(skip_locked=True)
         )

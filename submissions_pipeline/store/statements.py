@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Select,
     String,
     all_,
+    and_,
     bindparam,
     case,
     cast,
@@ -318,6 +320,32 @@ def _claim_order(t: Any, prefer_redaction_sensitive: bool) -> list[Any]:
     if prefer_redaction_sensitive:
         order.insert(0, t.c.redaction_sensitive.desc())
     return order
+
+
+def claimable_select(
+    columns: Iterable[Any],
+    *,
+    oem: str | None,
+    exclude_oems: Iterable[str],
+    prefer_redaction_sensitive: bool,
+    now: datetime,
+) -> Select[Any]:
+    """Due, claimable jobs in claim order: what every portable claim path picks from, so the
+    plain and the capped claim can never disagree on which job is next."""
+    conds = [
+        jobs.c.state.in_([s.value for s in CLAIMABLE_STATES]),
+        jobs.c.next_attempt_at <= now,
+    ]
+    if oem is not None:
+        conds.append(jobs.c.oem == oem)
+    excluded = list(exclude_oems)
+    if excluded:
+        conds.append(jobs.c.oem.not_in(excluded))
+    return (
+        select(*columns)
+        .where(and_(*conds))
+        .order_by(*_claim_order(jobs, prefer_redaction_sensitive))
+    )
 
 
 @functools.lru_cache(maxsize=16)
