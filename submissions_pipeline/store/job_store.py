@@ -171,6 +171,7 @@ class JobStore(JobReads, OperatorActions, FleetQueue, JobWrites, WebhookOutbox, 
                         priority=case.priority,
                         redaction_sensitive=case.redaction_sensitive,
                         test_record=case.test_record,
+                        due_at=case.due_date,
                         state=S.QUEUED.value,
                         attempt=0,
                         max_attempts=max_attempts or self.policy.max_attempts,
@@ -205,7 +206,7 @@ class JobStore(JobReads, OperatorActions, FleetQueue, JobWrites, WebhookOutbox, 
         caps: Mapping[str, ConcurrencyCaps] | None = None,
         now: datetime | None = None,
     ) -> list[Job]:
-        """Lease up to `limit` due jobs to a worker: highest priority first, then oldest due.
+        """Lease up to `limit` due jobs: by priority, then earliest due date, then oldest due.
 
         `prefer_redaction_sensitive` puts redaction-sensitive cases ahead of everything else (a
         batch parameter ops set from the launchpad); `exclude_oems` skips OEMs whose batch halted.

@@ -316,7 +316,10 @@ _PG_INSERT_STEPS = _pg_insert_steps_statement()
 
 
 def _claim_order(t: Any, prefer_redaction_sensitive: bool) -> list[Any]:
-    order = [t.c.priority.desc(), t.c.next_attempt_at, t.c.created_at]
+    # Priority, then the earliest due date (undated jobs after every dated one; NULLS LAST is
+    # spelled out because SQLite sorts NULL first), then age.
+    order = [t.c.priority.desc(), t.c.due_at.asc().nulls_last(), t.c.next_attempt_at]
+    order.append(t.c.created_at)
     if prefer_redaction_sensitive:
         order.insert(0, t.c.redaction_sensitive.desc())
     return order
@@ -394,6 +397,7 @@ def _pg_claim_statement(
             jobs.c.job_id,
             jobs.c.redaction_sensitive,
             jobs.c.priority,
+            jobs.c.due_at,
             jobs.c.next_attempt_at,
             jobs.c.created_at,
             picked.c.state.label("from_state"),
