@@ -112,3 +112,31 @@ def test_jobs_queued_before_due_dates_existed_have_none_and_are_claimed_after_da
     dated = store.enqueue(make_case(1, due_date="2026-12-01")).job_id
     assert [j.job_id for j in store.claim("w", limit=2)] == [dated, "old-job"]
     engine.dispose()
+
+
+def test_the_at_risk_jobs_are_the_due_ones_whose_queue_position_finishes_too_late(
+    store: JobStore, clock: ManualClock
+):
+    """Positions count every due job ahead in claim order, dated or not; other OEMs' jobs and
+    jobs already claimed take no place in the line."""
+    now = clock()
+    urgent = store.enqueue(make_case(1, priority=5)).job_id  # ahead of everything
+    tight = store.enqueue(make_case(2, due_date=now + timedelta(minutes=1.5))).job_id
+    roomy = store.enqueue(make_case(3, due_date=now + timedelta(hours=1))).job_id
+    undated = store.enqueue(make_case(4)).job_id  # never at risk
+    store.enqueue(make_case(5, oem="aurora", due_date=now))
+
+    assert store.due_queue("northwind") == [
+        (urgent, None),
+        (tight, now + timedelta(minutes=1.5)),
+        (roomy, now + timedelta(hours=1)),
+        (undated, None),
+    ]
+    # tight is second: it finishes after 2 x 60 s on one context, 30 s past its due date
+    assert store.at_risk("northwind", p95_s=60, concurrency=1) == [tight]
+    assert store.at_risk("northwind", p95_s=60, concurrency=2) == []
+    (first,) = store.claim("w", oem="northwind")  # urgent leaves the line: tight moves up
+    assert first.job_id == urgent
+    assert store.at_risk("northwind", p95_s=60, concurrency=1) == []
+    clock.advance(3600)
+    assert store.at_risk("northwind", p95_s=60, concurrency=1) == [tight, roomy]
