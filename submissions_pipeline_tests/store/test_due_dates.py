@@ -140,3 +140,29 @@ def test_the_at_risk_jobs_are_the_due_ones_whose_queue_position_finishes_too_lat
     assert store.at_risk("northwind", p95_s=60, concurrency=1) == []
     clock.advance(3600)
     assert store.at_risk("northwind", p95_s=60, concurrency=1) == [tight, roomy]
+
+
+def test_a_due_date_moved_in_the_crm_reaches_the_queued_job_and_reorders_the_queue(
+    store: JobStore, clock: ManualClock
+):
+    first = store.enqueue(make_case(1)).job_id
+    second = store.enqueue(make_case(2)).job_id
+    moved = make_case(2, due_date="2026-12-01T09:30:00Z")  # same content, a new deadline
+
+    job = store.revise_case(moved, actor="crm")
+
+    assert job is not None and job.job_id == second and job.due_at == DEC_1
+    assert job.idempotency_key == moved.idempotency_key()  # the same work, not a new version
+    (event,) = [e for e in store.events(second) if e.kind == "revision"]
+    assert event.detail == {"fields": ["due_date"]}
+    assert store.revise_case(moved, actor="crm") == job  # again: nothing more
+    assert len([e for e in store.events(second) if e.kind == "revision"]) == 1
+    assert [j.job_id for j in store.claim("w", limit=2)] == [second, first]
+
+
+def test_a_leased_job_keeps_its_due_date(store: JobStore):
+    job_id = store.enqueue(make_case(1)).job_id
+    store.claim("w")
+    job = store.revise_case(make_case(1, due_date="2026-12-01"), actor="crm")
+    assert job is not None and job.job_id == job_id and job.due_at is None
+    assert [e.kind for e in store.events(job_id)] == ["transition", "transition"]
