@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -51,6 +52,7 @@ from submissions_pipeline.domain.fleet import (
     Backlog,
     FleetPolicy,
     desired_workers,
+    fleet_concurrency,
     seconds_until_business_hours,
 )
 from submissions_pipeline.domain.oem import OemSettings
@@ -66,6 +68,7 @@ from submissions_pipeline.resources import (
 )
 from submissions_pipeline.run_launcher import dies_with_its_run_worker
 from submissions_pipeline.runner import BatchReport, run_batch
+from submissions_pipeline.store import JobStore
 
 OUTCOME_COLUMNS = [
     "job_id",
@@ -440,8 +443,30 @@ def collect_outcomes(
         ),
         **evidence_links(zip(df["case_id"], df["evidence_url"], strict=True)),
     }
+    metadata.update(at_risk_metadata(store, plan.oem, concurrency, after.p95_job_s))
     metadata.update(per_oem_series(plan.oem, metadata))
     return Output(df, metadata=metadata)
+
+
+#: At-risk job ids the metadata lists (the count covers every one).
+AT_RISK_LISTED = 20
+
+
+def at_risk_metadata(
+    store: JobStore, oem: str, concurrency: int, p95_s: float | None
+) -> dict[str, Any]:
+    """The OEM's due jobs still expected to finish after their due date, at the concurrency
+    this run had: what a person should raise in priority or give more workers before morning."""
+    settings = oem_registry().settings(oem)
+    risky = store.at_risk(
+        oem,
+        p95_s=p95_s or settings.fleet.default_p95_s,
+        concurrency=fleet_concurrency(concurrency, 1, settings.concurrency.max_sessions),
+    )
+    return {
+        "jobs_at_risk": len(risky),
+        "at_risk_job_ids": MetadataValue.json(risky[:AT_RISK_LISTED]),
+    }
 
 
 def failures_table(df: pd.DataFrame) -> MetadataValue:

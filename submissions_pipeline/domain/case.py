@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import string
 import unicodedata
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pydantic import (
@@ -24,6 +25,7 @@ _VIN_CHARS = set("ABCDEFGHJKLMNPRSTUVWXYZ0123456789")  # ISO 3779: no I, O or Q
 _CASE_ID_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
 _OEM_KEY_CHARS = frozenset(string.ascii_lowercase + string.digits + "_")
 _UPPER = frozenset(string.ascii_uppercase)
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _key_problem(value: str, allowed: frozenset[str], what: str) -> str | None:
@@ -103,6 +105,41 @@ class Case(BaseModel):
     priority: int = Field(0, ge=0, le=9, description="Higher is claimed first.")
     redaction_sensitive: bool = False
     test_record: bool = False
+    due_date: datetime | None = Field(
+        None,
+        description="When the submission is due, in UTC; a date alone means by the end of that "
+        "UTC day. Within a priority, earlier due dates are claimed first, cases without one last.",
+    )
+
+    @field_validator("due_date", mode="before")
+    @classmethod
+    def _due_date(cls, v: Any) -> Any:
+        # A date alone is a deadline at the end of its day: the case is on time all that day.
+        if isinstance(v, int | float):
+            # Pydantic would read a number as a Unix timestamp: 20261201 would land in 1970.
+            raise ValueError("must be a date (YYYY-MM-DD) or an ISO 8601 date-time, not a number")
+        if isinstance(v, str):
+            v = v.strip()
+            if not v:
+                return None
+            if _DATE_ONLY.match(v):
+                try:
+                    v = date.fromisoformat(v)
+                except ValueError as exc:
+                    raise ValueError(f"is not a valid date ({v!r}): {exc}") from None
+        if isinstance(v, date) and not isinstance(v, datetime):
+            if v == date.max:
+                raise ValueError("is too far in the future")
+            return datetime.combine(v + timedelta(days=1), time(0), tzinfo=UTC)
+        return v
+
+    @field_validator("due_date")
+    @classmethod
+    def _due_date_utc(cls, v: datetime | None) -> datetime | None:
+        # CRMs that send a time without a zone mean UTC; any zone given is converted to UTC.
+        if v is None:
+            return None
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
     @field_validator("case_id", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ compute the same number, so what an operator reads is what the autoscaler does.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -101,3 +102,36 @@ def seconds_until_business_hours(now: datetime, start: time, timezone: str) -> f
     if local.time() >= start:
         target = datetime.combine(local.date() + timedelta(days=1), start, tzinfo=zone)
     return (target - now).total_seconds()
+
+
+def fleet_concurrency(workers: int, contexts_per_worker: int, oem_cap: int | None = None) -> int:
+    """Jobs the fleet runs at once for one OEM: its contexts, within the OEM's session cap (at
+    least one, so an idle fleet still has a finishing time to compare due dates with)."""
+    contexts = max(1, workers * contexts_per_worker)
+    return contexts if oem_cap is None else max(1, min(contexts, oem_cap))
+
+
+def jobs_at_risk(
+    queue: Sequence[tuple[str, datetime | None]],
+    *,
+    now: datetime,
+    p95_s: float,
+    concurrency: int,
+) -> list[str]:
+    """Ids of the queued jobs expected to finish after their due date, in queue order.
+
+    `queue` is (job id, due date) in claim order. The job at position k (1 for the next one)
+    is expected to finish at now + k x p95 / concurrency: the jobs ahead of it share the
+    fleet's contexts, each taking about the p95 job time. Past its due date, the job is at
+    risk and a person can act (raise its priority, add workers) before the deadline passes.
+    Jobs without a due date are never at risk.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    if p95_s <= 0:
+        raise ValueError("p95_s must be positive")
+    return [
+        job_id
+        for k, (job_id, due) in enumerate(queue, start=1)
+        if due is not None and now + timedelta(seconds=k * p95_s / concurrency) > due
+    ]

@@ -31,6 +31,7 @@ class Job(BaseModel):
     priority: int = 0
     redaction_sensitive: bool = False
     test_record: bool = False
+    due_at: datetime | None = None
     state: SubmissionState
     attempt: int = 0
     max_attempts: int = 3
@@ -71,6 +72,7 @@ class Job(BaseModel):
             priority=self.priority,
             redaction_sensitive=self.redaction_sensitive,
             test_record=self.test_record,
+            due_date=self.due_at,
         )
 
 

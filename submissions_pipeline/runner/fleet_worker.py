@@ -13,18 +13,26 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import psutil
 from pydantic import BaseModel, Field
 
-from submissions_pipeline.domain.fleet import Backlog, desired_workers, seconds_until_business_hours
+from submissions_pipeline.domain.fleet import (
+    Backlog,
+    desired_workers,
+    fleet_concurrency,
+    seconds_until_business_hours,
+)
+from submissions_pipeline.domain.oem import OemSettings
 from submissions_pipeline.runner.batch import BatchReport, new_worker_id, pull_jobs
 from submissions_pipeline.runner.browser import BrowserWorker
 from submissions_pipeline.runner.config import BatchConfig
 from submissions_pipeline.runner.deps import RunnerDeps
 from submissions_pipeline.runner.job import JobOutcome
 from submissions_pipeline.runner.worker_health import HealthServer, WorkerHealth, WorkerMetrics
+from submissions_pipeline.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -226,20 +234,36 @@ class FleetWorker:
                     )
 
     def _export_desired(self) -> None:
-        """The policy's answer for each OEM this worker serves, as a gauge."""
-        now = datetime.now(UTC)
-        for oem, adapter in self.deps.adapters.items():
-            st = self.deps.store.stats(oem=oem)
-            sched = adapter.settings.schedule
-            backlog = Backlog(
-                due=st.due_now,
-                in_flight=st.running,
-                p95_s=st.p95_job_s,
-                seconds_left=seconds_until_business_hours(
-                    now, sched.business_hours_start, sched.timezone
-                ),
-                oem_cap=adapter.settings.concurrency.max_sessions,
-            )
-            self.metrics.desired_workers.labels(oem).set(
-                desired_workers(backlog, adapter.settings.fleet)
-            )
+        """The policy's answer and the jobs at risk for each OEM this worker serves."""
+        settings = {oem: adapter.settings for oem, adapter in self.deps.adapters.items()}
+        export_queue_gauges(self.metrics, self.deps.store, settings, datetime.now(UTC))
+
+
+def export_queue_gauges(
+    metrics: WorkerMetrics, store: JobStore, oems: Mapping[str, OemSettings], now: datetime
+) -> None:
+    """Set each OEM's desired-workers and jobs-at-risk gauges from the queue as it is `now`.
+
+    At risk is judged against the fleet the policy asks for (its contexts within the OEM's
+    session cap), the size the autoscaler is moving to, so the two gauges tell one story.
+    """
+    for oem, settings in oems.items():
+        st = store.stats(oem=oem, now=now)
+        sched = settings.schedule
+        backlog = Backlog(
+            due=st.due_now,
+            in_flight=st.running,
+            p95_s=st.p95_job_s,
+            seconds_left=seconds_until_business_hours(
+                now, sched.business_hours_start, sched.timezone
+            ),
+            oem_cap=settings.concurrency.max_sessions,
+        )
+        workers = desired_workers(backlog, settings.fleet)
+        metrics.desired_workers.labels(oem).set(workers)
+        concurrency = fleet_concurrency(
+            workers, settings.fleet.contexts_per_worker, settings.concurrency.max_sessions
+        )
+        p95 = st.p95_job_s or settings.fleet.default_p95_s
+        risky = store.at_risk(oem, p95_s=p95, concurrency=concurrency, now=now)
+        metrics.jobs_at_risk.labels(oem).set(len(risky))

@@ -56,6 +56,13 @@ class WorkerMetrics:
         self.desired_workers = Gauge(
             f"{p}desired_workers", "Workers the autoscaling policy asks for.", ["oem"], registry=r
         )
+        # Named for the queue, not the worker: every worker of the fleet reports the same value.
+        self.jobs_at_risk = Gauge(
+            "submissions_jobs_at_risk",
+            "Due jobs expected to finish after their due date (position x p95 / concurrency).",
+            ["oem"],
+            registry=r,
+        )
         self.draining = Gauge(
             f"{p}draining", "1 once SIGTERM asked the worker to stop.", registry=r
         )

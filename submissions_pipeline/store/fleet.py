@@ -14,13 +14,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 
 from submissions_pipeline.domain import CLAIMABLE_STATES, Job
-from submissions_pipeline.domain.fleet import ConcurrencyCaps, FleetPolicy
+from submissions_pipeline.domain.fleet import ConcurrencyCaps, FleetPolicy, jobs_at_risk
 from submissions_pipeline.domain.oem import OemSchedule
 from submissions_pipeline.domain.states import LEASED_STATES
+from submissions_pipeline.store.models import _aware
 from submissions_pipeline.store.schema import jobs
+from submissions_pipeline.store.statements import claimable_select
 
 #: Advisory lock key every capped claim takes (PostgreSQL): "caps" in ASCII.
 CAPPED_CLAIM_LOCK = 0x63617073
@@ -39,6 +41,7 @@ class FleetQueue:
 
     engine: Engine
     _one_statement: bool
+    clock: Callable[[], datetime]
 
     _lease_picked: Callable[..., list[Job]]  # from JobWrites
 
@@ -55,22 +58,14 @@ class FleetQueue:
         prefer_redaction_sensitive: bool = False,
     ) -> list[Job]:
         """Count what is leased, then pick due jobs that keep every cap, in one transaction."""
-        conds = [
-            jobs.c.state.in_([s.value for s in CLAIMABLE_STATES]),
-            jobs.c.next_attempt_at <= now,
-        ]
-        if oem is not None:
-            conds.append(jobs.c.oem == oem)
-        excluded = list(exclude_oems)
-        if excluded:
-            conds.append(jobs.c.oem.not_in(excluded))
-        order = [jobs.c.priority.desc(), jobs.c.next_attempt_at, jobs.c.created_at]
-        if prefer_redaction_sensitive:
-            order.insert(0, jobs.c.redaction_sensitive.desc())
         candidates = (
-            select(jobs.c.job_id, jobs.c.state, jobs.c.version, jobs.c.oem, jobs.c.dealer_id)
-            .where(and_(*conds))
-            .order_by(*order)
+            claimable_select(
+                (jobs.c.job_id, jobs.c.state, jobs.c.version, jobs.c.oem, jobs.c.dealer_id),
+                oem=oem,
+                exclude_oems=exclude_oems,
+                prefer_redaction_sensitive=prefer_redaction_sensitive,
+                now=now,
+            )
             .limit(CAPPED_CLAIM_WINDOW)
             .with_for_update(skip_locked=True)
         )
@@ -99,6 +94,27 @@ class FleetQueue:
         with self.engine.connect() as conn:
             _, per_dealer = _leased_counts(conn, [oem])
         return {dealer: n for (_, dealer), n in per_dealer.items() if n}
+
+    def due_queue(self, oem: str, now: datetime | None = None) -> list[tuple[str, datetime | None]]:
+        """The OEM's due jobs in claim order with their due dates (UTC): the queue positions
+        `jobs_at_risk` reads."""
+        now = now or self.clock()
+        pick = claimable_select(
+            (jobs.c.job_id, jobs.c.due_at),
+            oem=oem,
+            exclude_oems=(),
+            prefer_redaction_sensitive=False,
+            now=now,
+        )
+        with self.engine.connect() as conn:
+            return [(job_id, _aware(due)) for job_id, due in conn.execute(pick)]
+
+    def at_risk(
+        self, oem: str, *, p95_s: float, concurrency: int, now: datetime | None = None
+    ) -> list[str]:
+        """Ids of the OEM's due jobs expected to finish after their due date, in claim order."""
+        now = now or self.clock()
+        return jobs_at_risk(self.due_queue(oem, now), now=now, p95_s=p95_s, concurrency=concurrency)
 
     def desired_workers_now(self, query: str) -> int:
         """Run a `desired_workers_query` as KEDA's scaler would: one integer."""

@@ -171,6 +171,7 @@ class JobStore(JobReads, OperatorActions, FleetQueue, JobWrites, WebhookOutbox, 
                         priority=case.priority,
                         redaction_sensitive=case.redaction_sensitive,
                         test_record=case.test_record,
+                        due_at=case.due_date,
                         state=S.QUEUED.value,
                         attempt=0,
                         max_attempts=max_attempts or self.policy.max_attempts,
@@ -205,7 +206,7 @@ class JobStore(JobReads, OperatorActions, FleetQueue, JobWrites, WebhookOutbox, 
         caps: Mapping[str, ConcurrencyCaps] | None = None,
         now: datetime | None = None,
     ) -> list[Job]:
-        """Lease up to `limit` due jobs to a worker: highest priority first, then oldest due.
+        """Lease up to `limit` due jobs: by priority, then earliest due date, then oldest due.
 
         `prefer_redaction_sensitive` puts redaction-sensitive cases ahead of everything else (a
         batch parameter ops set from the launchpad); `exclude_oems` skips OEMs whose batch halted.
@@ -546,18 +547,34 @@ class JobStore(JobReads, OperatorActions, FleetQueue, JobWrites, WebhookOutbox, 
 
         A compare-and-set under the row lock that appends a `revision` event, like every change.
         Returns None when no job stands for the case (enqueue it: the new version is new work);
-        the job carrying the new version when it was replaced (or already carried it); and the
+        the job carrying the new version when it was replaced (or already carried it; a new due
+        date alone is taken while the job is queued or scheduled for retry); and the
         job unchanged when it is leased, reached the submit click, or may be on the portal: the
         caller must flag that case for a human, never resubmit it. Safe to re-run: a second run
         finds the new version in place.
         """
-        from submissions_pipeline.store.revisions import may_take, revision_values, standing_job
+        from submissions_pipeline.store.revisions import (
+            REVISABLE_STATES,
+            may_take,
+            revision_values,
+            standing_job,
+        )
 
         now = now or self.clock()
         key = case.idempotency_key()
         with self.engine.begin() as conn:
             job = standing_job(conn, case.case_id)
-            if job is None or job.idempotency_key == key or not may_take(conn, job, case):
+            if job is not None and job.idempotency_key == key:
+                if job.due_at == case.due_date or job.state not in REVISABLE_STATES:
+                    return job
+                # Only the due date moved: the same work, but the claim order follows it.
+                moved = self._cas(conn, job, {"due_at": case.due_date, "updated_at": now})
+                detail = {"fields": ["due_date"]}
+                self._event(
+                    conn, job.job_id, "revision", job.state, job.state, actor, now, detail=detail
+                )
+                return moved
+            if job is None or not may_take(conn, job, case):
                 return job
             revised = self._cas(conn, job, revision_values(case, now))
             self._event(

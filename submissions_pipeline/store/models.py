@@ -86,6 +86,7 @@ def _row_to_job(row: Row[Any]) -> Job:
         "last_submit_at",
         "first_miss_at",
         "last_miss_at",
+        "due_at",
     ):
         m[k] = _aware(m[k])
     m["evidence"] = m.get("evidence") or {}

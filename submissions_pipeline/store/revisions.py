@@ -59,5 +59,6 @@ def revision_values(case: Case, now: datetime) -> dict[str, Any]:
         "priority": case.priority,
         "redaction_sensitive": case.redaction_sensitive,
         "test_record": case.test_record,
+        "due_at": case.due_date,
         "updated_at": now,
     }

@@ -30,6 +30,8 @@ jobs = Table(
     Column("priority", Integer, nullable=False, default=0),
     Column("redaction_sensitive", Boolean, nullable=False, default=False),
     Column("test_record", Boolean, nullable=False, default=False),
+    # When the case is due (UTC); NULL: no due date, claimed after every dated job.
+    Column("due_at", DateTime(timezone=True), nullable=True),
     Column("state", String(32), nullable=False),
     Column("attempt", Integer, nullable=False, default=0),
     Column("max_attempts", Integer, nullable=False, default=3),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Select,
     String,
     all_,
+    and_,
     bindparam,
     case,
     cast,
@@ -314,10 +316,39 @@ _PG_INSERT_STEPS = _pg_insert_steps_statement()
 
 
 def _claim_order(t: Any, prefer_redaction_sensitive: bool) -> list[Any]:
-    order = [t.c.priority.desc(), t.c.next_attempt_at, t.c.created_at]
+    # Priority, then the earliest due date (undated jobs after every dated one; NULLS LAST is
+    # spelled out because SQLite sorts NULL first), then age.
+    order = [t.c.priority.desc(), t.c.due_at.asc().nulls_last(), t.c.next_attempt_at]
+    order.append(t.c.created_at)
     if prefer_redaction_sensitive:
         order.insert(0, t.c.redaction_sensitive.desc())
     return order
+
+
+def claimable_select(
+    columns: Iterable[Any],
+    *,
+    oem: str | None,
+    exclude_oems: Iterable[str],
+    prefer_redaction_sensitive: bool,
+    now: datetime,
+) -> Select[Any]:
+    """Due, claimable jobs in claim order: what every portable claim path picks from, so the
+    plain and the capped claim can never disagree on which job is next."""
+    conds = [
+        jobs.c.state.in_([s.value for s in CLAIMABLE_STATES]),
+        jobs.c.next_attempt_at <= now,
+    ]
+    if oem is not None:
+        conds.append(jobs.c.oem == oem)
+    excluded = list(exclude_oems)
+    if excluded:
+        conds.append(jobs.c.oem.not_in(excluded))
+    return (
+        select(*columns)
+        .where(and_(*conds))
+        .order_by(*_claim_order(jobs, prefer_redaction_sensitive))
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -366,6 +397,7 @@ def _pg_claim_statement(
             jobs.c.job_id,
             jobs.c.redaction_sensitive,
             jobs.c.priority,
+            jobs.c.due_at,
             jobs.c.next_attempt_at,
             jobs.c.created_at,
             picked.c.state.label("from_state"),

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, func, update
 
 from submissions_pipeline.domain import (
-    CLAIMABLE_STATES,
     TERMINAL_STATES,
     Job,
     ReasonCode,
@@ -31,6 +30,7 @@ from submissions_pipeline.store.statements import (
     _cas_statement,
     _pg_change_statement,
     _set_params,
+    claimable_select,
 )
 
 S = SubmissionState
@@ -62,22 +62,14 @@ class JobWrites:
         now: datetime,
     ) -> list[Job]:
         """Pick, lease and log due jobs in one transaction (the claim without PostgreSQL)."""
-        conds = [
-            jobs.c.state.in_([s.value for s in CLAIMABLE_STATES]),
-            jobs.c.next_attempt_at <= now,
-        ]
-        if oem is not None:
-            conds.append(jobs.c.oem == oem)
-        excluded = list(exclude_oems)
-        if excluded:
-            conds.append(jobs.c.oem.not_in(excluded))
-        order = [jobs.c.priority.desc(), jobs.c.next_attempt_at, jobs.c.created_at]
-        if prefer_redaction_sensitive:
-            order.insert(0, jobs.c.redaction_sensitive.desc())
         pick = (
-            select(jobs.c.job_id, jobs.c.state, jobs.c.version)
-            .where(and_(*conds))
-            .order_by(*order)
+            claimable_select(
+                (jobs.c.job_id, jobs.c.state, jobs.c.version),
+                oem=oem,
+                exclude_oems=exclude_oems,
+                prefer_redaction_sensitive=prefer_redaction_sensitive,
+                now=now,
+            )
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

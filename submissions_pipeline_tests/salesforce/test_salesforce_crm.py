@@ -3,6 +3,8 @@ pages, idempotent batch write-backs, expired sessions, the API limit, validation
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from sandbox.salesforce import INTEGRATION_USER, SalesforceServer
@@ -279,3 +281,23 @@ def test_failures_human_submissions_and_conflicts_read_like_the_embedded_crm(
         c: CrmStatus.SUBMITTED,
     }
     assert [h.kind for h in sf_crm.history(b)] == ["human_submission"]
+
+
+def test_a_due_date_entered_in_the_org_reaches_the_case_as_utc(
+    salesforce: SalesforceServer, desk: CaseDesk, sf_crm: SalesforceCrm
+):
+    """Salesforce hands a DateTime field back as `2026-12-01T09:30:00.000+0000`, a Date field
+    as `2026-12-01`; a case without one has none."""
+    desk.add_case(case_record(1, due_date="2026-12-01T10:30:00.000+0100"))
+    desk.add_case(case_record(2, due_date="2026-12-01"))
+    desk.add_case(case_record(3))
+    assert desk.record("CASE-00001")["Submission_Due_Date__c"] == "2026-12-01T10:30:00.000+0100"
+    desk.org.advance(2)
+
+    cases = [validate_case(r.raw) for r in sf_crm.list_new_cases(OEM, None, limit=10).records]
+
+    assert [c.due_date for c in cases] == [
+        datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+        datetime(2026, 12, 2, tzinfo=UTC),
+        None,
+    ]
