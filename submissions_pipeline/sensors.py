@@ -71,24 +71,28 @@ def _sensor_result(requests: list[RunRequest], cursor: dict[str, str], idle: str
 
 def _newest_batch_runs(
     context: SensorEvaluationContext,
-    newest: Callable[[str], datetime | None],
+    store: JobStore,
+    pending: Callable[[JobStore, str, datetime], list[Job]],
+    stamp_of: Callable[[Job], datetime | None],
     key_prefix: str,
     trigger: str,
     idle: str,
 ) -> SensorResult:
     """One run per OEM whose pending batch is newer than the cursor, keyed by that newest time.
 
-    `newest(oem)` is the newest timestamp of the OEM's pending jobs (None: nothing pending).
-    The cursor keeps the newest batch that started a run, so a batch starts at most one; an
-    OEM with a run already queued or going is looked at again after it ends.
+    `pending(store, oem, now)` lists the OEM's jobs waiting for a run and `stamp_of` gives the
+    time that makes a batch new. The cursor keeps the newest batch that started a run, so a
+    batch starts at most one; an OEM with a run already queued or going is looked at again
+    after it ends.
     """
     cursor = _load_cursor(context.cursor)
+    now = store.clock()
     requests = []
     for oem in oem_registry().oem_keys():
-        at = newest(oem)
-        if at is None:
+        stamps = [t for t in map(stamp_of, pending(store, oem, now)) if t is not None]
+        if not stamps:
             continue
-        stamp = at.isoformat()
+        stamp = max(stamps).isoformat()
         if cursor.get(oem, "") >= stamp:
             continue  # this batch already started a run
         if active_run(context.instance, oem):
@@ -156,15 +160,14 @@ def due_retries(store: JobStore, oem: str, now: datetime) -> list[Job]:
 def retries_due_sensor(
     context: SensorEvaluationContext, job_store: JobStoreResource
 ) -> SensorResult:
-    store = job_store.get_store()
-    now = store.clock()
-
-    def newest_due(oem: str) -> datetime | None:
-        due = due_retries(store, oem, now)
-        return max(j.next_attempt_at for j in due if j.next_attempt_at) if due else None
-
     return _newest_batch_runs(
-        context, newest_due, "retries-due", "retries_due", "no retries newly due"
+        context,
+        job_store.get_store(),
+        due_retries,
+        lambda j: j.next_attempt_at,
+        "retries-due",
+        "retries_due",
+        "no retries newly due",
     )
 
 
@@ -194,15 +197,14 @@ def unwritten_outcomes(store: JobStore, oem: str, now: datetime) -> list[Job]:
 def unwritten_outcomes_sensor(
     context: SensorEvaluationContext, job_store: JobStoreResource
 ) -> SensorResult:
-    store = job_store.get_store()
-    now = store.clock()
-
-    def newest_waiting(oem: str) -> datetime | None:
-        waiting = unwritten_outcomes(store, oem, now)
-        return max(j.updated_at for j in waiting) if waiting else None
-
     return _newest_batch_runs(
-        context, newest_waiting, "writeback", "unwritten_outcomes", "no unwritten outcomes"
+        context,
+        job_store.get_store(),
+        unwritten_outcomes,
+        lambda j: j.updated_at,
+        "writeback",
+        "unwritten_outcomes",
+        "no unwritten outcomes",
     )
 
 
