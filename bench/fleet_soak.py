@@ -124,23 +124,24 @@ class _Fleet:
                 p.kill()
 
 
-def _create_database(server: str, name: str) -> str:
+def _on_server(server: str, statement: str) -> None:
+    """Run one statement on the server outside a transaction (CREATE and DROP DATABASE
+    refuse to run inside one)."""
     admin = create_engine(
         make_url(server).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(statement))
     admin.dispose()
+
+
+def _create_database(server: str, name: str) -> str:
+    _on_server(server, f'CREATE DATABASE "{name}"')
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
 def _drop_database(server: str, name: str) -> None:
-    admin = create_engine(
-        make_url(server).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    _on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) -> FleetSoakReport:
