@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from bench.report import (
     SCENARIO_LABELS,
@@ -12,6 +14,16 @@ from bench.report import (
     VARIANTS,
     BenchReport,
 )
+
+
+def _plot_jobs_per_s(ax: Any, rows: Iterable[Any], x: str, **style: Any) -> None:
+    """One line of jobs/s over the rows' `x`, in its order; no line when nothing was measured
+    (the panel then says so)."""
+    points = sorted(rows, key=lambda r: getattr(r, x))
+    if points:
+        ax.plot(
+            [getattr(r, x) for r in points], [r.jobs_per_s for r in points], marker="o", **style
+        )
 
 
 def write_chart(report: BenchReport, path: Path) -> None:
@@ -26,17 +38,12 @@ def write_chart(report: BenchReport, path: Path) -> None:
 
     for ax, scenario in ((axes[0][0], "cpu"), (axes[0][1], "latency")):
         for variant in VARIANTS:
-            rs = sorted(
+            _plot_jobs_per_s(
+                ax,
                 (r for r in ok if r.scenario == scenario and r.variant == variant),
-                key=lambda r: r.cap,
+                "cap",
+                label=VARIANT_LABELS[variant],
             )
-            if rs:
-                ax.plot(
-                    [r.cap for r in rs],
-                    [r.jobs_per_s for r in rs],
-                    marker="o",
-                    label=VARIANT_LABELS[variant],
-                )
         ax.set_title(f"{SCENARIO_LABELS[scenario]}: jobs/s by context cap")
         ax.set_xlabel("cap (concurrent jobs)")
         ax.set_ylabel("jobs/s")
@@ -131,18 +138,13 @@ def write_chart(report: BenchReport, path: Path) -> None:
         ("store", "claim_complete", "--"),
         ("raw", "claim_complete", "--"),
     ):
-        qs = sorted(
+        _plot_jobs_per_s(
+            ax,
             (q for q in report.queue if q.impl == impl and q.workload == workload),
-            key=lambda q: q.claimers,
+            "claimers",
+            linestyle=style,
+            label=f"{impl} {workload}",
         )
-        if qs:
-            ax.plot(
-                [q.claimers for q in qs],
-                [q.jobs_per_s for q in qs],
-                marker="o",
-                linestyle=style,
-                label=f"{impl} {workload}",
-            )
     if ax.lines:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")

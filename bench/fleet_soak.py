@@ -24,7 +24,15 @@ from pydantic import Field
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.soak import SoakConfig, SoakReport, _chart, _report, _settled, seed_soak_cases
+from bench.soak import (
+    SoakConfig,
+    SoakReport,
+    _chart,
+    _report,
+    _settled,
+    seed_soak_cases,
+    soak_nightly_job,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,33 +124,31 @@ class _Fleet:
                 p.kill()
 
 
-def _create_database(server: str, name: str) -> str:
+def _on_server(server: str, statement: str) -> None:
+    """Run one statement on the server outside a transaction (CREATE and DROP DATABASE
+    refuse to run inside one)."""
     admin = create_engine(
         make_url(server).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(statement))
     admin.dispose()
+
+
+def _create_database(server: str, name: str) -> str:
+    _on_server(server, f'CREATE DATABASE "{name}"')
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
 def _drop_database(server: str, name: str) -> None:
-    admin = create_engine(
-        make_url(server).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    _on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) -> FleetSoakReport:
     """Run the fleet soak in a fresh home and database; write report.json (and chart.png)."""
     from sandbox.admin_client import duplicates
-    from submissions_pipeline.definitions import build_definitions
     from submissions_pipeline.demo import demo_environment, sandbox_oems
-    from submissions_pipeline.launcher import launch_nightly, nightly_job, persistent_instance
-    from submissions_pipeline.resource_sets import resource_set
-    from submissions_pipeline.resources import JobStoreResource
+    from submissions_pipeline.launcher import launch_nightly, persistent_instance
     from submissions_pipeline.settings import exported_environment, load_settings
     from submissions_pipeline.store import JobStore
 
@@ -170,15 +176,7 @@ def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) ->
                 persistent_instance(demo.dagster_home, browser_slots=1) as instance,
             ):
                 with _Fleet(cfg, home) as fleet:
-                    resources = resource_set(
-                        settings,
-                        portal_urls=demo.portal_urls,
-                        credentials_file=str(demo.credentials_file),
-                    )
-                    resources["job_store"] = JobStoreResource(
-                        db_url=db_url, retry_time_scale=cfg.retry_time_scale
-                    )
-                    job = nightly_job(build_definitions(resources))
+                    job = soak_nightly_job(settings, demo, db_url, cfg.retry_time_scale)
                     store = JobStore.from_url(db_url, migrate_schema=False)
                     while rounds < cfg.max_rounds and time.monotonic() - t0 < cfg.time_limit_s:
                         rounds += 1

@@ -33,7 +33,6 @@ from bench.report import (
     Machine,
     MemoryMark,
     MemoryResult,
-    QueueResult,
     ThroughputResult,
     render,
 )
@@ -540,7 +539,7 @@ def _measure_queue(report: BenchReport, plan: BenchPlan, pg_url: str | None, ech
                 claimers_as=plan.queue_claimers_as,
                 echo=echo,
             )
-        report.queue = [QueueResult(**vars(r)) for r in runs]
+        report.queue = runs
         report.queue_status = "ok"
     except Exception as exc:  # PostgreSQL down must not discard the browser numbers
         report.queue_status = f"failed: {type(exc).__name__}: {exc}"[:400]

@@ -29,9 +29,13 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bench.measures import STEP_ORDER
+
+if TYPE_CHECKING:
+    # Imported where used, like the project modules: a raw claimer process loads none of them.
+    from bench.report import QueueResult
 
 Impl = Literal["store", "raw"]
 Workload = Literal["lifecycle", "claim_complete"]
@@ -479,34 +483,20 @@ def child_main(url: str) -> int:
     return 0
 
 
-@dataclass
-class QueueRun:
-    """One (impl, workload, claimers) run."""
-
-    impl: Impl
-    workload: Workload
-    claimers: int
-    jobs: int
-    wall_s: float
-    jobs_per_s: float
-    p50_claim_ms: float | None
-    p95_claim_ms: float | None
-    errors: list[str]
-
-
 def measure(
     url: str,
     claimer_counts: Sequence[int],
     jobs_for: dict[Workload, int],
     claimers_as: Literal["threads", "processes"] = "processes",
     echo: Callable[[str], None] = print,
-) -> list[QueueRun]:
+) -> list[QueueResult]:
     """Every workload, impl and claimer count on a fresh queue of jobs, store and raw in turn."""
+    from bench.report import QueueResult
     from submissions_pipeline.domain.stats import percentile
 
     pool_cls = ProcessClaimers if claimers_as == "processes" else ThreadClaimers
     pool = pool_cls(url, max(claimer_counts))
-    runs: list[QueueRun] = []
+    runs: list[QueueResult] = []
     try:
         for workload in WORKLOADS:
             for count in claimer_counts:
@@ -518,7 +508,7 @@ def measure(
                     wall = max(s.finished for s in stats) - min(s.started for s in stats)
                     claims = [x for s in stats for x in s.claim_s]
                     p50, p95 = percentile(claims, 50), percentile(claims, 95)
-                    run = QueueRun(
+                    run = QueueResult(
                         impl=impl,
                         workload=workload,
                         claimers=count,

@@ -148,11 +148,8 @@ def seed_soak_cases(db_url: str, cfg: SoakConfig, oems: list[str]) -> tuple[int,
 
 def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport:
     """Run the soak in a fresh home under `cfg.out_dir` and write report.json and chart.png."""
-    from submissions_pipeline.definitions import build_definitions
     from submissions_pipeline.demo import demo_environment, sandbox_oems
-    from submissions_pipeline.launcher import launch_nightly, nightly_job, persistent_instance
-    from submissions_pipeline.resource_sets import resource_set
-    from submissions_pipeline.resources import JobStoreResource
+    from submissions_pipeline.launcher import launch_nightly, persistent_instance
     from submissions_pipeline.settings import exported_environment, load_settings
     from submissions_pipeline.store import JobStore
 
@@ -178,15 +175,7 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
             demo_environment(oems, sandbox_knobs=cfg.faults) as demo,
             persistent_instance(demo.dagster_home, browser_slots=cfg.workers) as instance,
         ):
-            resources = resource_set(
-                settings,
-                portal_urls=demo.portal_urls,
-                credentials_file=str(demo.credentials_file),
-            )
-            resources["job_store"] = JobStoreResource(
-                db_url=settings.database_url, retry_time_scale=cfg.retry_time_scale
-            )
-            job = nightly_job(build_definitions(resources))
+            job = soak_nightly_job(settings, demo, settings.database_url, cfg.retry_time_scale)
             store = JobStore.from_url(settings.database_url, migrate_schema=False)
             while rounds < cfg.max_rounds and time.monotonic() - t0 < cfg.time_limit_s:
                 rounds += 1
@@ -224,6 +213,23 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
     echo(report.render())
     echo(f"report: {cfg.out_dir / 'report.json'} · chart: {cfg.out_dir / 'chart.png'}")
     return report
+
+
+def soak_nightly_job(settings: Any, demo: Any, db_url: str, retry_time_scale: float) -> Any:
+    """The nightly job over the demo's portals, its store's retry delays scaled so that a soak
+    sees every retry within minutes."""
+    from submissions_pipeline.definitions import build_definitions
+    from submissions_pipeline.launcher import nightly_job
+    from submissions_pipeline.resource_sets import resource_set
+    from submissions_pipeline.resources import JobStoreResource
+
+    resources = resource_set(
+        settings,
+        portal_urls=demo.portal_urls,
+        credentials_file=str(demo.credentials_file),
+    )
+    resources["job_store"] = JobStoreResource(db_url=db_url, retry_time_scale=retry_time_scale)
+    return nightly_job(build_definitions(resources))
 
 
 def demo_ledger_duplicates(demo: Any, oem: str) -> list[Any]:

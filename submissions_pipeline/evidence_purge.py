@@ -19,7 +19,7 @@ from dagster import (
     schedule,
 )
 
-from submissions_pipeline.assets.partitions import TRIGGER_TAG
+from submissions_pipeline.assets.partitions import daily_run_request
 from submissions_pipeline.resources import ArtifactStoreResource
 
 EVIDENCE_PURGE_JOB_NAME = "evidence_ttl_purge"
@@ -58,7 +58,4 @@ def evidence_ttl_purge() -> None:
     description="Once a day: evidence past its TTL is purged (local disk; S3 has its rule).",
 )
 def daily_evidence_purge(context: ScheduleEvaluationContext) -> RunRequest:
-    return RunRequest(
-        run_key=f"purge:{context.scheduled_execution_time:%Y-%m-%d}",
-        tags={TRIGGER_TAG: "evidence_purge"},
-    )
+    return daily_run_request(context, "purge", "evidence_purge")

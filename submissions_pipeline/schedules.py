@@ -36,6 +36,7 @@ from submissions_pipeline.assets.partitions import (
     REPORT_JOB_NAME,
     TRIGGER_TAG,
     WRITEBACK_JOB_NAME,
+    daily_run_request,
     nightly_timing,
 )
 from submissions_pipeline.evidence_purge import daily_evidence_purge, evidence_ttl_purge
@@ -130,10 +131,7 @@ def nightly_schedule(oem: str) -> ScheduleDefinition:
     description="The cross-OEM report, before business hours.",
 )
 def morning_report(context: ScheduleEvaluationContext) -> RunRequest:
-    return RunRequest(
-        run_key=f"report:{context.scheduled_execution_time:%Y-%m-%d}",
-        tags={TRIGGER_TAG: "morning_report"},
-    )
+    return daily_run_request(context, "report", "morning_report")
 
 
 NIGHTLY_SCHEDULES = [nightly_schedule(oem) for oem in oem_registry().oem_keys()]

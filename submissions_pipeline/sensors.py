@@ -6,6 +6,7 @@ compare-and-set paths.
 """
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,54 @@ def _load_cursor(cursor: str | None) -> dict[str, str]:
     return value if isinstance(value, dict) else {}
 
 
+def _sensor_result(requests: list[RunRequest], cursor: dict[str, str], idle: str) -> SensorResult:
+    """The tick's runs and per-OEM cursor; `idle` says why a tick started nothing."""
+    return SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(cursor, sort_keys=True),
+        skip_reason=None if requests else SkipReason(idle),
+    )
+
+
+def _newest_batch_runs(
+    context: SensorEvaluationContext,
+    store: JobStore,
+    pending: Callable[[JobStore, str, datetime], list[Job]],
+    stamp_of: Callable[[Job], datetime | None],
+    key_prefix: str,
+    trigger: str,
+    idle: str,
+) -> SensorResult:
+    """One run per OEM whose pending batch is newer than the cursor, keyed by that newest time.
+
+    `pending(store, oem, now)` lists the OEM's jobs waiting for a run and `stamp_of` gives the
+    time that makes a batch new. The cursor keeps the newest batch that started a run, so a
+    batch starts at most one; an OEM with a run already queued or going is looked at again
+    after it ends.
+    """
+    cursor = _load_cursor(context.cursor)
+    now = store.clock()
+    requests = []
+    for oem in oem_registry().oem_keys():
+        stamps = [t for t in map(stamp_of, pending(store, oem, now)) if t is not None]
+        if not stamps:
+            continue
+        stamp = max(stamps).isoformat()
+        if cursor.get(oem, "") >= stamp:
+            continue  # this batch already started a run
+        if active_run(context.instance, oem):
+            continue  # the running one pulls them; look again after it ends
+        requests.append(
+            RunRequest(
+                run_key=f"{key_prefix}:{oem}:{stamp}",
+                partition_key=oem,
+                tags={OEM_TAG: oem, TRIGGER_TAG: trigger},
+            )
+        )
+        cursor[oem] = stamp
+    return _sensor_result(requests, cursor, idle)
+
+
 @sensor(
     job=nightly_job,
     minimum_interval_seconds=_every(120),
@@ -87,11 +136,7 @@ def new_crm_cases_sensor(context: SensorEvaluationContext, crm: CrmResource) -> 
         )
         if page.next_cursor:
             cursor[oem] = page.next_cursor
-    return SensorResult(
-        run_requests=requests,
-        cursor=json.dumps(cursor, sort_keys=True),
-        skip_reason=None if requests else SkipReason("no new CRM cases"),
-    )
+    return _sensor_result(requests, cursor, "no new CRM cases")
 
 
 def due_retries(store: JobStore, oem: str, now: datetime) -> list[Job]:
@@ -115,31 +160,14 @@ def due_retries(store: JobStore, oem: str, now: datetime) -> list[Job]:
 def retries_due_sensor(
     context: SensorEvaluationContext, job_store: JobStoreResource
 ) -> SensorResult:
-    cursor = _load_cursor(context.cursor)
-    store = job_store.get_store()
-    now = store.clock()
-    requests = []
-    for oem in oem_registry().oem_keys():
-        due = due_retries(store, oem, now)
-        if not due:
-            continue
-        newest = max(j.next_attempt_at for j in due if j.next_attempt_at).isoformat()
-        if cursor.get(oem, "") >= newest:
-            continue  # these already started a run
-        if active_run(context.instance, oem):
-            continue  # the running one pulls them; look again after it ends
-        requests.append(
-            RunRequest(
-                run_key=f"retries-due:{oem}:{newest}",
-                partition_key=oem,
-                tags={OEM_TAG: oem, TRIGGER_TAG: "retries_due"},
-            )
-        )
-        cursor[oem] = newest
-    return SensorResult(
-        run_requests=requests,
-        cursor=json.dumps(cursor, sort_keys=True),
-        skip_reason=None if requests else SkipReason("no retries newly due"),
+    return _newest_batch_runs(
+        context,
+        job_store.get_store(),
+        due_retries,
+        lambda j: j.next_attempt_at,
+        "retries-due",
+        "retries_due",
+        "no retries newly due",
     )
 
 
@@ -169,29 +197,14 @@ def unwritten_outcomes(store: JobStore, oem: str, now: datetime) -> list[Job]:
 def unwritten_outcomes_sensor(
     context: SensorEvaluationContext, job_store: JobStoreResource
 ) -> SensorResult:
-    cursor = _load_cursor(context.cursor)
-    store = job_store.get_store()
-    now = store.clock()
-    requests = []
-    for oem in oem_registry().oem_keys():
-        waiting = unwritten_outcomes(store, oem, now)
-        if not waiting or active_run(context.instance, oem):
-            continue
-        newest = max(j.updated_at for j in waiting).isoformat()
-        if cursor.get(oem, "") >= newest:
-            continue  # these already started a write-back run
-        requests.append(
-            RunRequest(
-                run_key=f"writeback:{oem}:{newest}",
-                partition_key=oem,
-                tags={OEM_TAG: oem, TRIGGER_TAG: "unwritten_outcomes"},
-            )
-        )
-        cursor[oem] = newest
-    return SensorResult(
-        run_requests=requests,
-        cursor=json.dumps(cursor, sort_keys=True),
-        skip_reason=None if requests else SkipReason("no unwritten outcomes"),
+    return _newest_batch_runs(
+        context,
+        job_store.get_store(),
+        unwritten_outcomes,
+        lambda j: j.updated_at,
+        "writeback",
+        "unwritten_outcomes",
+        "no unwritten outcomes",
     )
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from dagster import StaticPartitionsDefinition
+from dagster import RunRequest, ScheduleEvaluationContext, StaticPartitionsDefinition
 
 from submissions_pipeline.oems import oem_registry
 
@@ -32,6 +32,16 @@ BACKFILL_TAG = "dagster/backfill"
 def run_actor(run_id: str, step: str) -> str:
     """Who a Dagster step is in the job store's event history: `dagster:<run_id>:<step>`."""
     return f"dagster:{run_id}:{step}"
+
+
+def daily_run_request(
+    context: ScheduleEvaluationContext, key_prefix: str, trigger: str
+) -> RunRequest:
+    """A once-a-day schedule's run, keyed by its scheduled date so a tick never starts two."""
+    return RunRequest(
+        run_key=f"{key_prefix}:{context.scheduled_execution_time:%Y-%m-%d}",
+        tags={TRIGGER_TAG: trigger},
+    )
 
 
 def worker_id(run_id: str, oem: str, index: int) -> str:

@@ -296,15 +296,22 @@ def create_app(deps: ConsoleDeps) -> Starlette:
     def actor(session: Session) -> str:
         return f"operator:{session.user}"
 
+    def change_job(job_id: str, change: Callable[[], object]) -> Response:
+        """Apply an operator's change to one job, then show the job; a job someone else moved
+        meanwhile is a 409 rather than a silent overwrite."""
+        try:
+            change()
+        except StaleState as exc:
+            raise HTTPException(409, str(exc)) from None
+        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
     @operator_post
     async def redrive(request: Request, session: Session) -> Response:
         job_id = request.path_params["job_id"]
         note = str(request.state.form.get("note") or "re-driven from the console")
-        try:
-            deps.store.redrive(job_id, actor=actor(session), note=note)
-        except StaleState as exc:
-            raise HTTPException(409, str(exc)) from None
-        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+        return change_job(
+            job_id, lambda: deps.store.redrive(job_id, actor=actor(session), note=note)
+        )
 
     @operator_post
     async def redrive_all(request: Request, session: Session) -> Response:
@@ -327,11 +334,9 @@ def create_app(deps: ConsoleDeps) -> Starlette:
     async def mark_reviewed(request: Request, session: Session) -> Response:
         job_id = request.path_params["job_id"]
         note = str(request.state.form.get("note") or "").strip() or "reviewed"
-        try:
-            deps.store.note_review(job_id, actor=actor(session), note=note)
-        except StaleState as exc:
-            raise HTTPException(409, str(exc)) from None
-        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+        return change_job(
+            job_id, lambda: deps.store.note_review(job_id, actor=actor(session), note=note)
+        )
 
     @operator_post
     async def submitted_by_hand(request: Request, session: Session) -> Response:
@@ -342,16 +347,15 @@ def create_app(deps: ConsoleDeps) -> Starlette:
         job = job_or_404(job_id)
         if deps.crm is not None:
             deps.crm.record_human_submission(job.case_id, reference, session.user)
-        try:
-            deps.store.review_submitted_by_hand(
+        return change_job(
+            job_id,
+            lambda: deps.store.review_submitted_by_hand(
                 job_id,
                 reference=reference,
                 actor=actor(session),
                 note=str(request.state.form.get("note") or ""),
-            )
-        except StaleState as exc:
-            raise HTTPException(409, str(exc)) from None
-        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+            ),
+        )
 
     routes = [
         Route("/login", login_page, methods=["GET"]),

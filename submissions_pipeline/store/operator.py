@@ -79,26 +79,13 @@ class OperatorActions:
     def mark_crm_synced(self, job_id: str, *, actor: str, now: datetime | None = None) -> Job:
         """Record that a failure or a review was posted to the CRM (the state does not change)."""
         now = now or self.clock()
-        states = frozenset(CRM_REPORTED_STATES)
-
-        def check(row: _Locked) -> None:
-            if row.state not in states:
-                raise StaleState(f"job {job_id} is {row.state}, not a failure or a review")
-
-        return self._apply(
-            _Change(
-                job_id=job_id,
-                allowed=states,
-                lease_owner=None,
-                check=check,
-                values={"crm_synced_at": now, "updated_at": now},
-                kind="milestone",
-                actor=actor,
-                step=Step.CRM_UPDATED.value,
-                reason_code=None,
-                detail=None,
-                at=now,
-            )
+        return self._reported_milestone(
+            job_id,
+            actor=actor,
+            step=Step.CRM_UPDATED.value,
+            values={"crm_synced_at": now, "updated_at": now},
+            detail=None,
+            now=now,
         )
 
     def dead_letter(
@@ -201,6 +188,27 @@ class OperatorActions:
     ) -> Job:
         """A person looked at a failed or parked job and says so (the state does not change)."""
         now = now or self.clock()
+        return self._reported_milestone(
+            job_id,
+            actor=actor,
+            step="reviewed",
+            values={"updated_at": now},
+            detail={"note": note[:1000]},
+            now=now,
+        )
+
+    def _reported_milestone(
+        self,
+        job_id: str,
+        *,
+        actor: str,
+        step: str,
+        values: dict[str, Any],
+        detail: dict[str, Any] | None,
+        now: datetime,
+    ) -> Job:
+        """A milestone event on a failed or parked job (the state does not change); a job that
+        left those states meanwhile is stale, so the note never lands on a job moved on."""
         states = frozenset(CRM_REPORTED_STATES)
 
         def check(row: _Locked) -> None:
@@ -213,12 +221,12 @@ class OperatorActions:
                 allowed=states,
                 lease_owner=None,
                 check=check,
-                values={"updated_at": now},
+                values=values,
                 kind="milestone",
                 actor=actor,
-                step="reviewed",
+                step=step,
                 reason_code=None,
-                detail={"note": note[:1000]},
+                detail=detail,
                 at=now,
             )
         )
