@@ -6,7 +6,10 @@ VIN, a slow login redirect, and a single-page app that submits by fetch. Real Ch
 from __future__ import annotations
 
 import inspect
+import io
 import time
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +17,7 @@ from adapters.base import TemplatedPortalAdapter
 from submissions_pipeline.domain import ErrorClass, ReasonCode, RetryPolicy
 from submissions_pipeline.domain import SubmissionState as S
 from submissions_pipeline.runner import StepBudgets, run_batch
-from submissions_pipeline_tests.factories import quick_config
+from submissions_pipeline_tests.factories import quick_config, secret_encodings
 from submissions_pipeline_tests.testportals.conftest import portal_case
 
 OEMS = ["harbor", "meridian"]
@@ -57,6 +60,27 @@ def test_five_clean_runs_behind_a_slow_login_pass_the_release_gate(oem, portal_d
         assert entry.payload["category"] == {"harbor": "pt", "meridian": "powertrain"}[oem]
         assert entry.payload["coverage"] == "extended" and entry.payload["vehicle_off_road"]
         assert str(entry.payload["repair_date"]) == "2026-11-02"
+    # The dealers' passwords are four or five characters: none may reach any stored byte.
+    passwords = [d["password"] for d in portal.credentials_document()[oem].values()]
+    assert all(len(p) <= 5 for p in passwords)
+    scanned, hits = files_holding(portal_deps.home, passwords)
+    assert scanned > 40 and hits == []
+
+
+def files_holding(root: Path, secrets: list[str]) -> tuple[int, list[str]]:
+    """(files read, files holding any encoding of any secret), trace archives opened."""
+    needles = [e.encode() for s in secrets for e in secret_encodings(s)]
+    scanned, hits = 0, []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        blobs = [data]
+        if data[:2] == b"PK":
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                blobs = [z.read(n) for n in z.namelist()]
+        scanned += 1
+        if any(n in b for b in blobs for n in needles):
+            hits.append(str(path.relative_to(root)))
+    return scanned, hits
 
 
 @pytest.mark.parametrize("oem", OEMS)
