@@ -13,10 +13,7 @@ from submissions_pipeline.store import JobStore
 from submissions_pipeline_tests.factories import make_case
 
 
-def test_run_batch_submits_queued_cases_outside_dagster(sandbox, tmp_path):
-    db = f"sqlite:///{tmp_path / 'jobs.db'}"
-    store = JobStore.from_url(db)
-    job_id = store.enqueue(make_case(1, oem="aurora")).job_id
+def run_batch_cli(sandbox, tmp_path, db: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "SUBMISSIONS_HOME": str(tmp_path),
@@ -24,26 +21,37 @@ def test_run_batch_submits_queued_cases_outside_dagster(sandbox, tmp_path):
         "SUBMISSIONS_PORTAL_URLS": json.dumps({"aurora": sandbox.base_url("aurora")}),
         "SUBMISSIONS_CREDENTIALS": json.dumps(credentials_document(["aurora"])),
     }
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "submissions_pipeline.cli",
-            "run-batch",
-            "--oem",
-            "aurora",
-            "--video",
-            "off",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    cmd = [sys.executable, "-m", "submissions_pipeline.cli", "run-batch", "--oem", "aurora"]
+    return subprocess.run(
+        [*cmd, "--video", "off", *args], env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def test_run_batch_submits_queued_cases_outside_dagster(sandbox, tmp_path):
+    db = f"sqlite:///{tmp_path / 'jobs.db'}"
+    store = JobStore.from_url(db)
+    job_id = store.enqueue(make_case(1, oem="aurora")).job_id
+    out = run_batch_cli(sandbox, tmp_path, db)
     assert out.returncode == 0, out.stderr
     job = store.get(job_id)
     assert job.state is S.EVIDENCE_STORED and job.reference in out.stdout
     assert (tmp_path / "artifacts").is_dir()
     # the password never reaches the console
     assert credentials_document(["aurora"])["aurora"]["D1002"]["password"] not in out.stdout
+    store.dispose()
+
+
+def test_run_batch_retry_time_scale_brings_the_retry_of_a_flake_within_seconds(sandbox, tmp_path):
+    sandbox.configure("aurora", error_rate=1.0)
+    db = f"sqlite:///{tmp_path / 'jobs.db'}"
+    store = JobStore.from_url(db)
+    job_id = store.enqueue(make_case(1, oem="aurora")).job_id
+
+    out = run_batch_cli(sandbox, tmp_path, db, "--max-jobs", "1", "--retry-time-scale", "0.001")
+
+    assert out.returncode == 0, out.stderr
+    job = store.get(job_id)
+    assert job.state is S.RETRY_SCHEDULED and job.next_attempt_at is not None
+    # Unscaled, the first retry waits 4-12 minutes; scaled by 0.001, under a second.
+    assert (job.next_attempt_at - job.updated_at).total_seconds() < 1.0
     store.dispose()

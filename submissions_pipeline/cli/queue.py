@@ -151,12 +151,22 @@ def run_batch_command(
     video: str | None = typer.Option(None, help="off | on-retry | retain-on-failure | on"),
     dry_run: bool = typer.Option(False, help="Report what is due; claim nothing."),
     lease_s: float = typer.Option(180.0, help="Lease per claimed job; heartbeats renew it."),
+    retry_time_scale: float | None = typer.Option(
+        None,
+        "--retry-time-scale",
+        min=0.0,
+        help="Scale this batch's retry and reconciliation delays (0.01: minutes become seconds).",
+    ),
 ) -> None:
     """Run one worker batch outside Dagster, for debugging an adapter or a portal."""
     from submissions_pipeline.resource_sets import worker_dependencies
     from submissions_pipeline.runner import run_batch
 
     with worker_dependencies(load_settings(), [oem] if oem else None) as (deps, browser):
+        if retry_time_scale is not None:
+            deps.store.policy = deps.store.policy.model_copy(
+                update={"time_scale": retry_time_scale}
+            )
         cfg = _batch_config(
             browser,
             oem=oem,
