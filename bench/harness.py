@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PositiveInt
 
 from bench.baselines import BaselineSettings, run_baseline
 from bench.cases import BENCH_OEM, bench_cases, dealer_logins
@@ -61,8 +61,11 @@ SCENARIO_KNOBS: dict[str, dict[str, Any]] = {
     },
 }
 
-Part = Literal["throughput", "memory", "queue"]
-PARTS: tuple[Part, ...] = ("throughput", "memory", "queue")
+Part = Literal["throughput", "memory", "queue", "fleet"]
+PARTS: tuple[Part, ...] = ("throughput", "memory", "queue", "fleet")
+#: What runs without --only: fleet mode starts browsers per worker and would push `make bench`
+#: past 10 minutes, so it runs with --only fleet or --full.
+QUICK_PARTS: tuple[Part, ...] = ("throughput", "memory", "queue")
 
 
 class Cell(BaseModel):
@@ -89,7 +92,12 @@ class BenchPlan(BaseModel):
     queue_lifecycle_jobs: int = 100
     queue_claim_complete_jobs: int = 300
     queue_claimers_as: Literal["threads", "processes"] = "processes"
-    parts: list[Part] = list(PARTS)
+    fleet_workers: list[PositiveInt] = Field([1, 2, 4], min_length=1)
+    fleet_jobs: int = Field(24, ge=1)
+    fleet_search_latency_s: float = Field(5.0, ge=0)
+    fleet_context_cap: int | None = Field(None, ge=1, le=16, description="None: the runner's.")
+    fleet_timeout_s: float = Field(900.0, gt=0, description="Per run, first enqueue to done.")
+    parts: list[Part] = list(QUICK_PARTS)
     warmup_jobs: int = 3
     pss_period_s: float = 1.0
 
@@ -137,6 +145,7 @@ def full_plan() -> BenchPlan:
         memory_every=100,
         queue_lifecycle_jobs=1000,
         queue_claim_complete_jobs=3000,
+        parts=list(PARTS),
     )
 
 
@@ -498,6 +507,10 @@ def run_bench(
                     )
         if "queue" in plan.parts:
             _measure_queue(report, plan, pg_url, echo)
+        if "fleet" in plan.parts:
+            from bench.fleet_bench import measure_fleet
+
+            measure_fleet(report, plan, pg_url, executable, scratch_root, echo)
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
     report.fill_ratios()

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from bench.fleet_models import FleetRun
 from bench.measures import STEP_ORDER, VariantRun
 from submissions_pipeline.domain.stats import percentile
 
@@ -214,6 +215,8 @@ class BenchReport(BaseModel):
     queue: list[QueueResult] = Field(default_factory=list)
     queue_status: str = "not run"
     queue_claimers_as: str = "processes"
+    fleet: list[FleetRun] = Field(default_factory=list)
+    fleet_status: str = "not run"
     idle_browser_pss_mb: float | None = Field(
         None, description="PSS of one launched Chromium tree with no context open"
     )
@@ -389,6 +392,53 @@ def queue_table(report: BenchReport) -> str:
     )
 
 
+def fleet_table(report: BenchReport) -> str:
+    """Fleet mode: one row per worker count; correctness columns first, then the rates."""
+    if not report.fleet:
+        return f"(fleet mode: {report.fleet_status})"
+    rows = []
+    for r in sorted(report.fleet, key=lambda r: r.workers):
+        rows.append(
+            [
+                str(r.workers),
+                str(r.contexts_per_worker),
+                f"{r.ok}/{r.jobs}",
+                f"{r.settled}/{r.jobs}",
+                str(r.duplicates),
+                str(r.missing),
+                _f(r.wall_s, "{:.1f}"),
+                _f(r.jobs_per_s, "{:.3f}"),
+                _f(r.jobs_per_hour, "{:.0f}"),
+                _f(r.predicted_jobs_per_hour, "{:.0f}"),
+                _f(r.p50_job_s),
+                _f(r.p95_job_s),
+                _f(r.cpu_s_per_job),
+                _f(r.peak_pss_mb, "{:.0f}"),
+                _f(r.scaling),
+            ]
+        )
+    return _table(
+        [
+            "workers",
+            "contexts",
+            "ok/N",
+            "settled",
+            "dup",
+            "missing",
+            "wall s",
+            "jobs/s",
+            "jobs/h",
+            "pred. jobs/h",
+            "p50 s",
+            "p95 s",
+            "CPU s/job",
+            "peak PSS MB",
+            "x W=1",
+        ],
+        rows,
+    )
+
+
 def targets_table(report: BenchReport) -> str:
     """Each target with its verdict."""
     rows = [
@@ -396,6 +446,14 @@ def targets_table(report: BenchReport) -> str:
         for t in report.targets
     ]
     return _table(["verdict", "target", "wanted", "measured"], rows)
+
+
+def _fleet_title(report: BenchReport) -> str:
+    latency = f"search {report.fleet[0].search_latency_s:g} s" if report.fleet else "latency-bound"
+    return (
+        f"Fleet mode (`submissions worker` processes on PostgreSQL, {latency}; wall = first "
+        "claim to last job settled; pred. = workers x contexts x 3600 / mean job s):"
+    )
 
 
 def _ordered(results: list[ThroughputResult]) -> list[ThroughputResult]:
@@ -426,6 +484,8 @@ def render(report: BenchReport) -> str:
             memory_table(report),
             f"Queue mode (PostgreSQL, claimers as {report.queue_claimers_as}):",
             queue_table(report),
+            _fleet_title(report),
+            fleet_table(report),
             "Targets:",
             targets_table(report),
         ]

@@ -95,7 +95,10 @@ def bench(
         "and 60 (latency-bound) jobs, memory over 1,000 jobs (2-2.5 hours on 2 cores).",
     ),
     only: list[str] | None = typer.Option(
-        None, "--only", help="throughput, memory or queue; repeat for several (default: all)."
+        None,
+        "--only",
+        help="throughput, memory, queue or fleet; repeat for several (default: all but fleet, "
+        "which runs with --only fleet or --full).",
     ),
     jobs: int | None = typer.Option(None, min=1, help="Jobs per CPU-bound run (20; full 200)."),
     latency_jobs: int | None = typer.Option(
@@ -113,15 +116,26 @@ def bench(
     claimers_as: str = typer.Option(
         "processes", help="Queue-mode claimers: processes or threads (one connection each)."
     ),
+    fleet_workers: str | None = typer.Option(
+        None, help="Fleet mode: worker process counts, e.g. 1,2,4 (default)."
+    ),
+    fleet_jobs: int | None = typer.Option(None, min=1, help="Fleet mode: jobs per run (24)."),
+    fleet_search_latency: float | None = typer.Option(
+        None, min=0, help="Fleet mode: the portal's VIN search seconds (5)."
+    ),
+    fleet_context_cap: int | None = typer.Option(
+        None, min=1, help="Fleet mode: contexts per worker (default: the runner's)."
+    ),
     out: Path | None = typer.Option(None, help="Output folder (default SUBMISSIONS_HOME/bench)."),
 ) -> None:
-    """Benchmark against raw-Playwright baselines: throughput, memory and the queue.
+    """Benchmark against raw-Playwright baselines: throughput, memory, the queue, the fleet.
 
     Prints the tables and the targets (met or missed); writes JSON, PNG and markdown.
 
     The newest results are also `latest.*` in the output folder; bench/README.md explains them.
     """
     try:
+        from bench.fleet_bench import with_fleet_options
         from bench.harness import default_pg_url, plan_for, run_bench
     except ImportError as exc:  # bench/ lives beside the package, in the repository
         typer.echo(f"the benchmark needs the repository checkout (bench/): {exc}", err=True)
@@ -136,6 +150,13 @@ def bench(
             variants=variants.split(",") if variants else None,
             parts=only,
             claimers_as=claimers_as,
+        )
+        plan = with_fleet_options(
+            plan,
+            workers=[int(w) for w in fleet_workers.split(",")] if fleet_workers else None,
+            jobs=fleet_jobs,
+            search_latency_s=fleet_search_latency,
+            context_cap=fleet_context_cap,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

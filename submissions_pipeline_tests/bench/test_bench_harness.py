@@ -25,6 +25,7 @@ TARGETS = {
     "process-per-job memory",
     "memory stays flat",
     "queue vs raw SQL",
+    "fleet scaling",
 }
 
 
