@@ -17,13 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any, get_args
 
 import uvicorn
 
 import sandbox
 from sandbox import accounts, admin_client
+from sandbox.background import BackgroundServers
 from sandbox.faults import FaultConfig
 from sandbox.ledger import DuplicateCase, LedgerEntry
 from sandbox.portal import Portal
@@ -44,7 +44,7 @@ def _require_loopback(host: str) -> None:
         raise SandboxError(f"the sandbox only listens on loopback, not {host!r}")
 
 
-class SandboxServer:
+class SandboxServer(BackgroundServers):
     """Runs the sandbox portals in-process on 127.0.0.1; use as a context manager.
 
     ``ports`` maps OEM key → port; a missing key or port 0 picks a free port. ``knobs`` apply to
@@ -61,6 +61,7 @@ class SandboxServer:
         oems: Sequence[str] | None = None,
         startup_timeout_s: float = 15.0,
     ) -> None:
+        super().__init__()
         _require_loopback(host)
         self.host = host
         self.oems = tuple(oems or sandbox.PORTALS)
@@ -76,8 +77,6 @@ class SandboxServer:
             for oem in self.oems
         }
         self._ports: dict[str, int] = {}
-        self._servers: list[uvicorn.Server] = []
-        self._thread: threading.Thread | None = None
         self._loop_error: BaseException | None = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -152,25 +151,6 @@ class SandboxServer:
                     pass
             if pending:
                 time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Ask every server to exit and wait for the serving thread (idempotent)."""
-        for server in self._servers:
-            server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> SandboxServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ---------------------------------------------------------------- addresses
 

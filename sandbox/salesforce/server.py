@@ -15,7 +15,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import requests
@@ -24,6 +23,7 @@ import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sandbox.background import BackgroundServers
 from sandbox.salesforce.app import SalesforceApp, configure
 from sandbox.salesforce.org import HUMAN_USER, Client, LedgerEntry, Org
 
@@ -32,10 +32,11 @@ CLIENT_ID = "sandbox-connected-app"
 USERNAME = "integration@sandbox.example"
 
 
-class SalesforceServer:
+class SalesforceServer(BackgroundServers):
     """The local org on https://127.0.0.1:port; use as a context manager."""
 
     def __init__(self, *, port: int = 0, batch_size: int = 2000, folder: Path | None = None):
+        super().__init__()
         self.org = Org(batch_size=batch_size)
         self._port = port
         self._folder = Path(folder or tempfile.mkdtemp(prefix="salesforce-sandbox-"))
@@ -61,8 +62,6 @@ class SalesforceServer:
             )
         )
         self.api = SalesforceApp(self.org)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> SalesforceServer:
@@ -76,7 +75,7 @@ class SalesforceServer:
         cert_file, key_file = self._folder / "server.pem", self._folder / "server.key"
         cert.cert_chain_pems[0].write_to_path(str(cert_file))
         cert.private_key_pem.write_to_path(str(key_file))
-        self._server = uvicorn.Server(
+        server = uvicorn.Server(
             uvicorn.Config(
                 self.api.app,
                 log_level="warning",
@@ -88,7 +87,7 @@ class SalesforceServer:
                 timeout_graceful_shutdown=1,
             )
         )
-        server = self._server
+        self._servers = [server]
 
         def serve() -> None:
             try:
@@ -107,24 +106,6 @@ class SalesforceServer:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the Salesforce sandbox did not start") from None
                 time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> SalesforceServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ---------------------------------------------------------------- addresses
     @property
