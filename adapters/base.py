@@ -134,6 +134,8 @@ class TemplatedPortalAdapter(SelectorDrivenAdapter):
                     reason=ReasonCode.LOGIN_REJECTED,
                 )
             await self.raise_if_a_person_is_needed(page, "login")
+            # A 5xx or a page that is not the portal at all is the site's fault, not ours.
+            await self.detect_version(page)
             raise AdapterBug(
                 f"{self.oem}: no signed-in marker after login ({sel.logged_in})",
                 reason=ReasonCode.SELECTOR_NOT_FOUND,

@@ -39,6 +39,11 @@ class FaultConfig(BaseModel):
         description="Fraction of page requests answered HTTP 200 with a page that is not the "
         "portal at all (a CDN or maintenance page): nothing is recorded.",
     )
+    garbage_paths: list[str] = Field(
+        default_factory=list,
+        description="Requests always answered with that page: a path, or a method and a path "
+        "('POST /auth/signin': the sign-in itself answers with it).",
+    )
     latency_ms: int = Field(
         0, ge=0, le=60_000, description="Milliseconds added to every page request (not admin)."
     )

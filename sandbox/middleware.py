@@ -43,7 +43,12 @@ class FaultMiddleware:
             response.headers["Retry-After"] = "30"
             await response(scope, receive, send)
             return
-        if portal.dice.happens(cfg.seed, "garbage", key, cfg.garbage_rate):
+        garbage = cfg.garbage_paths
+        if (
+            path in garbage
+            or f"{scope['method']} {path}" in garbage
+            or portal.dice.happens(cfg.seed, "garbage", key, cfg.garbage_rate)
+        ):
             await HTMLResponse(GARBAGE_PAGE, status_code=200)(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -248,6 +248,17 @@ def test_a_page_that_is_not_the_portal_is_a_site_flake_not_an_adapter_bug(runner
     assert sandbox.ledger("aurora") == []
 
 
+def test_a_login_that_lands_on_a_page_that_is_not_the_portal_is_a_site_flake(runner_deps, sandbox):
+    # The sign-in was answered by a CDN's "checking your browser" page: the signed-in marker is
+    # missing because the site misbehaved, not because the adapter broke.
+    sandbox.configure("aurora", garbage_paths=["POST /auth/signin"])
+    job_id = runner_deps.store.enqueue(make_case(1, oem="aurora")).job_id
+    out = only_outcome(run_batch(quick_config(), runner_deps))
+    assert out.reason_code is ReasonCode.SITE_PAGE_LOST and out.last_step == "login", out
+    assert runner_deps.store.get(job_id).state is S.RETRY_SCHEDULED
+    assert sandbox.ledger("aurora") == []
+
+
 def test_database_connections_dropped_mid_batch_lose_nothing(runner_deps, sandbox, pg_url):
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
