@@ -50,6 +50,13 @@ class FaultConfig(BaseModel):
     search_latency_s: float = Field(
         0.0, ge=0.0, le=30.0, description="Seconds the VIN search step takes (slow search)."
     )
+    search_lag_s: float = Field(
+        0.0,
+        ge=0,
+        le=86_400,
+        description="Seconds a submission stays out of the lookup after it was recorded (a "
+        "search index that trails the portal's own records).",
+    )
     popup_rate: float = Field(
         0.0,
         ge=0.0,

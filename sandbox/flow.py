@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -224,6 +225,8 @@ class PortalFlow(PortalPages):
         )
         headers: list[str] = []
         rows: list[list[str]] = []
+        lag = timedelta(seconds=self.config_for(request).search_lag_s)
+        indexed_until = self.clock() - lag  # what the portal's search index has caught up to
         if query:
             headers = [
                 self.t(request, "review.case_label"),
@@ -241,6 +244,7 @@ class PortalFlow(PortalPages):
                     self.t(request, "lookup.received"),
                 ]
                 for e in self.ledger.find(query, dealer_id=session.dealer_id)
+                if e.received_at <= indexed_until
             ]
         return self.render(
             request,
