@@ -86,6 +86,8 @@ class SoakReport(BaseModel):
     duplicates: int
     orphans: int
     unsettled: int
+    needs_review: int = Field(description="Jobs waiting for a person: reported, not a failure.")
+    needs_review_ids: list[str]
     crm_mismatches: list[str]
     secrets_found: list[str]
     artifacts_scanned: int
@@ -104,7 +106,8 @@ class SoakReport(BaseModel):
             f"  throughput           {self.jobs_per_hour:.0f} jobs/hour",
             f"  retries {self.retries} · dead letters {self.dead_letters} · reconciliations "
             f"{self.reconciliations} ({self.reconciled_from_lookup} proven by lookup) · unsettled "
-            f"{self.unsettled}",
+            f"{self.unsettled} · needs review {self.needs_review} (a person decides; not a "
+            "failure)",
             f"  duplicates (ledger)  {self.duplicates} · orphans {self.orphans} · CRM mismatches "
             f"{len(self.crm_mismatches)} · secrets in {self.artifacts_scanned} artifacts: "
             f"{len(self.secrets_found)}",
@@ -240,10 +243,11 @@ def demo_ledger_duplicates(demo: Any, oem: str) -> list[Any]:
 
 
 def _settled(store: Any) -> tuple[bool, float]:
-    """Whether every job reached a terminal state, and how long until the next one is due."""
-    from submissions_pipeline.domain import TERMINAL_STATES
+    """Whether the automation is done with every job (terminal, or waiting for a person), and
+    how long until the next one is due."""
+    from submissions_pipeline.domain import HUMAN_STATES, TERMINAL_STATES
 
-    pending = [j for j in store.list_jobs() if j.state not in TERMINAL_STATES]
+    pending = [j for j in store.list_jobs() if j.state not in TERMINAL_STATES | HUMAN_STATES]
     if not pending:
         return True, 0.0
     now = datetime.now(UTC)
@@ -266,7 +270,7 @@ def _report(
     duplicates: int,
 ) -> SoakReport:
     from submissions_pipeline.crm import CrmStatus, EmbeddedCrm
-    from submissions_pipeline.domain import TERMINAL_STATES
+    from submissions_pipeline.domain import HUMAN_STATES, TERMINAL_STATES
     from submissions_pipeline.domain import SubmissionState as S
 
     store.reap_expired(actor="soak:reaper")
@@ -281,7 +285,10 @@ def _report(
     transitions = [e for e in events if e.kind == "transition"]
     # Orphans: held by nobody alive (the reaper just ran) or proven but never sent to the CRM.
     orphans = sum(j.state in (S.RUNNING, S.SUBMITTED, S.EVIDENCE_STORED) for j in jobs)
-    unsettled = sum(j.state not in TERMINAL_STATES for j in jobs)
+    # A job waiting for a person (needs_review) is settled as far as automation goes: reported,
+    # never a failure. Unsettled are the jobs automation still owes a move.
+    unsettled = sum(j.state not in TERMINAL_STATES | HUMAN_STATES for j in jobs)
+    review_ids = sorted(j.job_id for j in jobs if j.state is S.NEEDS_REVIEW)
 
     crm = EmbeddedCrm.from_url(settings.database_url, migrate_schema=False)
     mismatches: list[str] = []
@@ -357,6 +364,8 @@ def _report(
         duplicates=duplicates,
         orphans=orphans,
         unsettled=unsettled,
+        needs_review=len(review_ids),
+        needs_review_ids=review_ids,
         crm_mismatches=mismatches[:50],
         secrets_found=secrets[:50],
         artifacts_scanned=scanned,
