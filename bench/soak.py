@@ -10,11 +10,9 @@ outcome against the job store, the CRM, the portals' ledgers and every stored ar
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import time
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -22,6 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from bench.soak_checks import (
+    SecretScan,
+    check_ledgers,
+    find_stuck,
+    portal_ledgers,
+    scan_for_secrets,
+    secret_values,
+)
 
 #: Portal knobs of the soak: the failure modes of real portals at rates a bad night might show.
 DEFAULT_FAULTS: dict[str, Any] = {
@@ -83,14 +90,18 @@ class SoakReport(BaseModel):
     reconciliations: int
     reconciled_from_lookup: int
     failures_by_reason: dict[str, int]
-    duplicates: int
+    duplicates: int = Field(description="Cases a portal received more than once.")
+    duplicate_cases: list[str]
+    wrong_submissions: list[str] = Field(
+        description="Ledger entries whose case the CRM lacks or whose VIN is not its case's."
+    )
+    stuck: list[str] = Field(description="CRM cases no run read, and jobs due that no run serves.")
     orphans: int
     unsettled: int
     needs_review: int = Field(description="Jobs waiting for a person: reported, not a failure.")
     needs_review_ids: list[str]
     crm_mismatches: list[str]
-    secrets_found: list[str]
-    artifacts_scanned: int
+    secrets: SecretScan
     passed: bool
     problems: list[str]
 
@@ -108,9 +119,12 @@ class SoakReport(BaseModel):
             f"{self.reconciliations} ({self.reconciled_from_lookup} proven by lookup) · unsettled "
             f"{self.unsettled} · needs review {self.needs_review} (a person decides; not a "
             "failure)",
-            f"  duplicates (ledger)  {self.duplicates} · orphans {self.orphans} · CRM mismatches "
-            f"{len(self.crm_mismatches)} · secrets in {self.artifacts_scanned} artifacts: "
-            f"{len(self.secrets_found)}",
+            f"  duplicates (ledger)  {self.duplicates} · wrong submissions "
+            f"{len(self.wrong_submissions)} · stuck {len(self.stuck)} · orphans {self.orphans} · "
+            f"CRM mismatches {len(self.crm_mismatches)}",
+            f"  secrets              {len(self.secrets.hits)} in {self.secrets.files_scanned} "
+            f"artifacts ({self.secrets.secrets_checked} secrets, {self.secrets.short_secrets} "
+            "short)",
             f"  final states         {json.dumps(self.states)}",
             f"  failures by reason   {json.dumps(self.failures_by_reason)}",
             "PASSED" if self.passed else "FAILED: " + "; ".join(self.problems),
@@ -195,7 +209,7 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
                     break
                 if wait_s > 0:
                     time.sleep(min(wait_s, 60))
-            ledgers = {oem: len(demo_ledger_duplicates(demo, oem)) for oem in oems}
+            ledgers = portal_ledgers(demo.portal_urls)
             report = _report(
                 cfg,
                 settings,
@@ -207,7 +221,7 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
                 failed_runs,
                 cases,
                 invalid,
-                sum(ledgers.values()),
+                ledgers,
             )
             store.dispose()
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
@@ -235,13 +249,6 @@ def soak_nightly_job(settings: Any, demo: Any, db_url: str, retry_time_scale: fl
     return nightly_job(build_definitions(resources))
 
 
-def demo_ledger_duplicates(demo: Any, oem: str) -> list[Any]:
-    """Cases the portal received more than once (read over its admin API)."""
-    from sandbox.admin_client import duplicates
-
-    return list(duplicates(demo.portal_urls[oem]))
-
-
 def _settled(store: Any) -> tuple[bool, float]:
     """Whether the automation is done with every job (terminal, or waiting for a person), and
     how long until the next one is due."""
@@ -267,8 +274,9 @@ def _report(
     failed_runs: int,
     cases: int,
     invalid: int,
-    duplicates: int,
+    ledgers: dict[str, list[dict[str, Any]]],
 ) -> SoakReport:
+    """Judge the soak: the job store, the CRM, the portals' `ledgers` and every artifact."""
     from submissions_pipeline.crm import CrmStatus, EmbeddedCrm
     from submissions_pipeline.domain import HUMAN_STATES, TERMINAL_STATES
     from submissions_pipeline.domain import SubmissionState as S
@@ -293,7 +301,8 @@ def _report(
     crm = EmbeddedCrm.from_url(settings.database_url, migrate_schema=False)
     mismatches: list[str] = []
     try:
-        by_case = {c.case_id: c for c in crm.list_cases()}
+        crm_cases = crm.list_cases()
+        by_case = {c.case_id: c for c in crm_cases}
         for j in jobs:
             c = by_case.get(j.case_id)
             if j.state is S.CRM_UPDATED and (
@@ -313,7 +322,11 @@ def _report(
     finally:
         crm.dispose()
 
-    secrets, scanned = scan_for_secrets(settings.home / "artifacts", _secret_values(settings))
+    ledger = check_ledgers(ledgers, crm_cases)
+    stuck = find_stuck(crm_cases, jobs, served=ledgers)
+    secrets = scan_for_secrets(
+        settings.home / "artifacts", secret_values(settings.home / "sandbox-credentials.json")
+    )
     fail_rate = failed / len(jobs) if jobs else 0.0
     p95 = _percentile(durations, 95)
     criteria = SoakCriteria()
@@ -322,16 +335,20 @@ def _report(
         problems.append(f"fail rate {fail_rate:.2%} >= 3 %")
     if p95 is None or p95 >= criteria.max_p95_job_s:
         problems.append(f"p95 job time {_fmt_s(p95)} >= 5 min")
-    if duplicates:
-        problems.append(f"{duplicates} case(s) submitted twice")
+    if ledger.duplicates:
+        problems.append(f"{len(ledger.duplicates)} case(s) submitted twice")
+    if ledger.wrong_submissions:
+        problems.append(f"{len(ledger.wrong_submissions)} wrong submission(s)")
+    if stuck:
+        problems.append(f"{len(stuck)} stuck case(s) or job(s)")
     if orphans:
         problems.append(f"{orphans} orphaned job(s)")
     if unsettled:
         problems.append(f"{unsettled} job(s) still waiting for a retry when the soak stopped")
     if mismatches:
         problems.append(f"{len(mismatches)} CRM mismatch(es)")
-    if secrets:
-        problems.append(f"secrets found in {len(secrets)} artifact(s)")
+    if secrets.hits:
+        problems.append(f"secrets found in {len(secrets.hits)} artifact(s)")
     if invalid_in_crm != invalid:
         problems.append(f"{invalid} invalid cases fed, {invalid_in_crm} returned as invalid")
     return SoakReport(
@@ -361,43 +378,19 @@ def _report(
                 if j.reason_code and j.state in (S.FAILED_TERMINAL, S.DEAD_LETTERED)
             )
         ),
-        duplicates=duplicates,
+        duplicates=len(ledger.duplicates),
+        duplicate_cases=ledger.duplicates[:50],
+        wrong_submissions=ledger.wrong_submissions[:50],
+        stuck=stuck[:50],
         orphans=orphans,
         unsettled=unsettled,
         needs_review=len(review_ids),
         needs_review_ids=review_ids,
         crm_mismatches=mismatches[:50],
-        secrets_found=secrets[:50],
-        artifacts_scanned=scanned,
+        secrets=secrets.model_copy(update={"hits": secrets.hits[:50]}),
         passed=not problems,
         problems=problems,
     )
-
-
-def _secret_values(settings: Any) -> list[str]:
-    from submissions_pipeline.credentials import JsonCredentialProvider
-
-    path = settings.home / "sandbox-credentials.json"
-    return JsonCredentialProvider(json.loads(path.read_text())).all_secrets()
-
-
-def scan_for_secrets(root: Path, secrets: list[str]) -> tuple[list[str], int]:
-    """Every artifact (trace archives opened) searched for every secret; (hits, files scanned)."""
-    hits: list[str] = []
-    scanned = 0
-    needles = [s.encode() for s in secrets if s]
-    for path in sorted(root.rglob("*")):
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        blobs = [data]
-        if path.suffix == ".zip":
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                blobs = [z.read(n) for n in z.namelist()]
-        scanned += 1
-        if any(n in b for b in blobs for n in needles):
-            hits.append(str(path))
-    return hits, scanned
 
 
 def _chart(db_url: str, out: Path) -> None:

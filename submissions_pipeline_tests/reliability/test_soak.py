@@ -1,10 +1,18 @@
-"""The soak harness end to end at a small N: real pipeline, faulty portals, judged report."""
+"""The soak harness end to end at a small N: real pipeline, faulty portals, judged report; and
+its outcome checks, each shown to catch what it is there for."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
+from datetime import UTC, datetime
 
 from bench.soak import SoakConfig, run_soak
+from bench.soak_checks import check_ledgers, find_stuck, scan_for_secrets
+from sandbox.ledger import LedgerEntry
+from submissions_pipeline.crm import EmbeddedCrm
+from submissions_pipeline_tests.factories import VALID_VINS, case_record
 
 
 def test_small_soak_settles_every_case_once_and_reports(tmp_path):
@@ -15,9 +23,80 @@ def test_small_soak_settles_every_case_once_and_reports(tmp_path):
     assert report.cases == 12 and report.jobs == 12 - report.invalid_cases
     assert report.invalid_cases >= 1  # the seeded mistakes came back as invalid data
     assert report.duplicates == 0 and report.orphans == 0 and report.unsettled == 0
-    assert report.crm_mismatches == [] and report.secrets_found == []
-    assert report.artifacts_scanned > 20
+    assert report.wrong_submissions == [] and report.stuck == []
+    assert report.crm_mismatches == [] and report.secrets.hits == []
+    assert report.secrets.files_scanned > 20 and report.secrets.secrets_checked > 0
+    assert report.needs_review == len(report.needs_review_ids)
     assert report.p95_job_s is not None and report.p95_job_s < 300
     assert sum(report.states.values()) == report.jobs
+    assert report.passed, report.problems
     saved = json.loads((out / "report.json").read_text())
     assert saved["jobs"] == report.jobs and (out / "chart.png").stat().st_size > 1000
+    assert {"duplicates", "wrong_submissions", "stuck", "needs_review", "secrets"} <= set(saved)
+
+
+def _entry(oem: str, case_id: str, vin: str) -> dict:
+    at = datetime.now(UTC)
+    return LedgerEntry(
+        oem=oem,
+        case_id=case_id,
+        vin=vin,
+        dealer_id="D1001",
+        reference="R-1",
+        received_at=at,
+        payload={},
+        ui_version="v1",
+    ).model_dump(mode="json")
+
+
+def test_the_ledger_check_finds_duplicates_other_cases_data_and_unknown_cases(sqlite_url):
+    crm = EmbeddedCrm.from_url(sqlite_url)
+    crm.add_case(case_record(1, case_id="A-1", vin=VALID_VINS[0]))
+    crm.add_case(case_record(2, case_id="A-2", vin=VALID_VINS[1]))
+    crm.add_case(case_record(3, case_id="K-1", oem="kestrel", vin=VALID_VINS[2]))
+    cases = crm.list_cases()
+    crm.dispose()
+
+    clean = check_ledgers({"northwind": [_entry("northwind", "A-1", VALID_VINS[0])]}, cases)
+    assert clean.duplicates == [] and clean.wrong_submissions == []
+
+    ledgers = {
+        "northwind": [
+            _entry("northwind", "A-1", VALID_VINS[0]),
+            _entry("northwind", "A-1", VALID_VINS[0]),  # submitted twice
+            _entry("northwind", "A-2", VALID_VINS[0]),  # A-1's VIN under A-2's id
+            _entry("northwind", "A-9", VALID_VINS[0]),  # no such case
+            _entry("northwind", "K-1", VALID_VINS[2]),  # another OEM's case
+        ]
+    }
+    check = check_ledgers(ledgers, cases)
+    assert check.duplicates == ["northwind/A-1 x2"]
+    assert [w.split(":")[0] for w in check.wrong_submissions] == [
+        "northwind/A-2",
+        "northwind/'A-9'",
+        "northwind/K-1",
+    ]
+
+
+def test_stuck_lists_cases_no_run_read(sqlite_url):
+    crm = EmbeddedCrm.from_url(sqlite_url)
+    crm.add_case(case_record(1, case_id="A-1"))
+    stuck = find_stuck(crm.list_cases(), [], served=["northwind"])
+    crm.dispose()
+    assert stuck == ["case 'A-1' (northwind): never read"]
+
+
+def test_the_secret_scan_finds_a_short_password_where_it_stands_as_a_value(tmp_path):
+    short, long_ = "Kw7pZ", "a-long-dealer-password-1"
+    (tmp_path / "ok.txt").write_text("xKw7pZx and Kw7pZz are other words")
+    (tmp_path / "media.png").write_bytes(b"\x89PNG....Kw7pZ....")  # chance bytes in an image
+    assert scan_for_secrets(tmp_path, [short, long_]).hits == []
+
+    (tmp_path / "form.txt").write_text("username=d1&password=Kw7pZ&next=/")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("trace.network", json.dumps({"body": "a-long-dealer-password-1"}))
+    (tmp_path / "trace.zip").write_bytes(buf.getvalue())
+    scan = scan_for_secrets(tmp_path, [short, long_])
+    assert [p.rsplit("/", 1)[-1] for p in scan.hits] == ["form.txt", "trace.zip"]
+    assert (scan.files_scanned, scan.secrets_checked, scan.short_secrets) == (4, 2, 1)
