@@ -42,6 +42,30 @@ DEFAULT_FAULTS: dict[str, Any] = {
 }
 
 
+class LaggingPortal(BaseModel):
+    """One portal whose lookup trails its records, and ambiguous submits on it.
+
+    The sandbox lag is in real seconds and is not scaled; the OEM's reconciliation window is (it
+    is the policy's `search_lag_s` times the retry time scale). Under the default policy
+    (`lookups`, 300 s) the soak's window is 300 s x 0.005 = 1.5 s, so a lookup lagging longer
+    than that would let two misses "prove" a submitted case absent and the job would submit it
+    again: a duplicate. An OEM whose search lags that far must not trust a miss, so the soak
+    gives it `proof = "never"` (in a copy of the adapters folder in its home) and a lag longer
+    than any round (3,600 s: an index rebuilt hourly), so every lookup after an ambiguous submit
+    misses, the job goes to `needs_review`, and the ledger still holds the case once.
+    """
+
+    oem: str = "kestrel"
+    search_lag_s: float = Field(3600.0, ge=0, description="The portal's lookup lag (real s).")
+    drop_after_submit_rate: float = Field(
+        0.02, ge=0, le=1, description="This portal's ambiguous submits (recorded, then a 504)."
+    )
+    reconciliation: dict[str, Any] = Field(
+        default_factory=lambda: {"proof": "never"},
+        description="The OEM's [reconciliation] policy for the soak (see domain/reconciliation).",
+    )
+
+
 class SoakConfig(BaseModel):
     """How big and how hostile the soak is."""
 
@@ -56,6 +80,17 @@ class SoakConfig(BaseModel):
     workers: int = Field(1, ge=1, description="Worker ops (one Chromium each) per run.")
     max_rounds: int = Field(12, ge=1, description="Nightly runs per OEM at most.")
     time_limit_s: float = Field(3 * 3600, gt=0)
+    lagging_portal: LaggingPortal | None = Field(default_factory=LaggingPortal)
+    id_twins: int = Field(
+        3,
+        ge=0,
+        description="Cases given a twin whose id differs only by surrounding whitespace, and as "
+        "many cases entered a second time with the same id and other content.",
+    )
+    short_password: str | None = Field(
+        "Kw7pZ", description="A password under the redactor's long-secret length, for one dealer."
+    )
+    short_password_oem: str = "northwind"
     seed: int = 7
     out_dir: Path = Field(default_factory=lambda: Path("var/soak"))
 
@@ -72,6 +107,7 @@ class SoakReport(BaseModel):
 
     config: SoakConfig
     started_at: datetime
+    short_password_dealer: str | None = Field(None, description="oem/dealer given it.")
     wall_s: float
     rounds: int
     dagster_runs: int
@@ -143,28 +179,89 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def seed_soak_cases(db_url: str, cfg: SoakConfig, oems: list[str]) -> tuple[int, int]:
-    """Feed the CRM `cfg.jobs` cases spread over the OEMs; returns (cases, invalid)."""
+    """Feed the CRM `cfg.jobs` cases spread over the OEMs, then the id twins; returns (cases,
+    invalid).
+
+    Each twin (`" ID"` or `"ID "`) and each second entry of an id carries another case's
+    content (another VIN), so if the pipeline ever merged a twin into its case or submitted a
+    replaced revision, the ledger check would see a VIN that is not the case's. A twin comes
+    back as invalid data (an id is used exactly as filed); a second entry replaces the first
+    before any run reads it, so the portal must receive the new content.
+    """
+    from itertools import chain, zip_longest
+
     from submissions_pipeline.crm import EmbeddedCrm
     from submissions_pipeline.crm.seed import build_bulk_cases
 
     crm = EmbeddedCrm.from_url(db_url)
     cases = invalid = 0
+    today = date.today()
     try:
         per = {
             oem: cfg.jobs // len(oems) + (i < cfg.jobs % len(oems)) for i, oem in enumerate(oems)
         }
+        valid: dict[str, list[str]] = {}
         for oem, count in per.items():
-            for case in build_bulk_cases(oem, count, cfg.seed, date.today(), cfg.invalid_share):
+            for case in build_bulk_cases(oem, count, cfg.seed, today, cfg.invalid_share):
                 crm.add_case(case.raw)
                 cases += 1
                 invalid += case.invalid_field is not None
+                if case.invalid_field is None:
+                    valid.setdefault(oem, []).append(case.raw["case_id"])
+        # Other content under the same ids: the same generator with another seed.
+        other = {
+            c.raw["case_id"]: c.raw
+            for oem, count in per.items()
+            for c in build_bulk_cases(oem, count, cfg.seed + 1, today, 0.0)
+        }
+        spread = [i for i in chain(*zip_longest(*valid.values())) if i is not None]
+        for n, case_id in enumerate(spread[: cfg.id_twins]):
+            crm.add_case({**other[case_id], "case_id": f" {case_id}" if n % 2 else f"{case_id} "})
+            cases += 1
+            invalid += 1
+        for case_id in spread[cfg.id_twins : 2 * cfg.id_twins]:
+            crm.add_case(other[case_id])
     finally:
         crm.dispose()
     return cases, invalid
 
 
+def _busiest_dealer(db_url: str, oem: str) -> str | None:
+    """The dealer with the most of `oem`'s cases, so a password given to it is used often."""
+    from sandbox.accounts import DEALERS
+    from submissions_pipeline.crm import EmbeddedCrm
+
+    crm = EmbeddedCrm.from_url(db_url, migrate_schema=False)
+    try:
+        dealers = Counter(c.raw.get("dealer_id") for c in crm.list_cases(oem=oem))
+    finally:
+        crm.dispose()
+    return next((d for d, _ in dealers.most_common() if d in DEALERS), None)
+
+
+def _lagging_adapters(cfg: SoakConfig, home: Path) -> dict[str, str]:
+    """A copy of the adapters folder in the soak's home with the lagging OEM's reconciliation
+    policy, as the environment that points the pipeline at it (nothing when no portal lags)."""
+    from submissions_pipeline.settings import load_settings
+
+    lag = cfg.lagging_portal
+    if lag is None:
+        return {}
+    folder = home / "adapters"
+    shutil.copytree(load_settings().adapters_dir, folder)
+    toml = folder / lag.oem / "oem.toml"
+    if "[reconciliation]" in toml.read_text():
+        raise ValueError(
+            f"{lag.oem}'s oem.toml has its own [reconciliation]; drop it from the soak"
+        )
+    policy = "".join(f"{k} = {json.dumps(v)}\n" for k, v in lag.reconciliation.items())
+    toml.write_text(toml.read_text() + "\n[reconciliation]\n" + policy)
+    return {"SUBMISSIONS_ADAPTERS_DIR": str(folder)}
+
+
 def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport:
     """Run the soak in a fresh home under `cfg.out_dir` and write report.json and chart.png."""
+    from sandbox.accounts import password_overrides
     from submissions_pipeline.demo import demo_environment, sandbox_oems
     from submissions_pipeline.launcher import launch_nightly, persistent_instance
     from submissions_pipeline.settings import exported_environment, load_settings
@@ -175,10 +272,22 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     fresh_home = {"SUBMISSIONS_HOME": str(home), "SUBMISSIONS_DB_URL": None, "DAGSTER_HOME": None}
+    lag = cfg.lagging_portal if cfg.lagging_portal and cfg.lagging_portal.oem in oems else None
+    fresh_home |= _lagging_adapters(cfg.model_copy(update={"lagging_portal": lag}), home)
     with exported_environment(fresh_home):
         settings = load_settings()
         cases, invalid = seed_soak_cases(settings.database_url, cfg, oems)
         echo(f"soak: {cases} cases ({invalid} invalid) for {', '.join(oems)}; faults {cfg.faults}")
+        dealer = None
+        if cfg.short_password and cfg.short_password_oem in oems:
+            dealer = _busiest_dealer(settings.database_url, cfg.short_password_oem)
+        # The sandbox and the credentials file the runs read both take the override, as long as
+        # the portals start and the file is written inside this block.
+        short = {(cfg.short_password_oem, dealer): cfg.short_password} if dealer else {}
+        echo(
+            f"  lagging portal {lag and lag.model_dump()}; {cfg.id_twins} whitespace twin(s) and "
+            f"{cfg.id_twins} re-entered id(s); short password for {cfg.short_password_oem}/{dealer}"
+        )
         started = datetime.now(UTC)
         t0 = time.monotonic()
         runs = failed_runs = rounds = 0
@@ -189,9 +298,16 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
             "jobs_per_worker": 25,
         }
         with (
+            password_overrides(short),
             demo_environment(oems, sandbox_knobs=cfg.faults) as demo,
             persistent_instance(demo.dagster_home, browser_slots=cfg.workers) as instance,
         ):
+            if lag is not None:
+                demo.sandbox.configure(
+                    lag.oem,
+                    search_lag_s=lag.search_lag_s,
+                    drop_after_submit_rate=lag.drop_after_submit_rate,
+                )
             job = soak_nightly_job(settings, demo, settings.database_url, cfg.retry_time_scale)
             store = JobStore.from_url(settings.database_url, migrate_schema=False)
             while rounds < cfg.max_rounds and time.monotonic() - t0 < cfg.time_limit_s:
@@ -224,6 +340,7 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
                 ledgers,
             )
             store.dispose()
+    report.short_password_dealer = f"{cfg.short_password_oem}/{dealer}" if dealer else None
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     (cfg.out_dir / "report.json").write_text(report.model_dump_json(indent=2))
     _chart(f"sqlite:///{home / 'submissions.db'}", cfg.out_dir / "chart.png")
