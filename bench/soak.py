@@ -4,8 +4,10 @@ The bar: about 1,000 jobs, terminal fail rate < 3 %, p95 job time < 5 min, worke
 lose no history, humans see only terminal failures. This drives the Dagster nightly
 job (crm_cases → submission_runs → evidence_bundles → crm_updates) per OEM partition in rounds
 until every case is settled, with 5xx, latency, pop-ups, dropped confirmations and a few invalid
-cases switched on, and retry delays scaled down so it finishes in minutes. It then checks the
-outcome against the job store, the CRM, the portals' ledgers and every stored artifact.
+cases switched on, and retry delays scaled down so it finishes in minutes. One portal's lookup
+lags, a few case ids have a whitespace twin or are entered twice, and one dealer has a
+5-character password. It then checks the outcome against the job store, the CRM, the portals'
+ledgers and every stored artifact (bench/soak_checks.py).
 """
 
 from __future__ import annotations
