@@ -33,6 +33,7 @@ from bench.soak import (
     seed_soak_cases,
     soak_nightly_job,
 )
+from bench.soak_checks import portal_ledgers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,7 +147,6 @@ def _drop_database(server: str, name: str) -> None:
 
 def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) -> FleetSoakReport:
     """Run the fleet soak in a fresh home and database; write report.json (and chart.png)."""
-    from sandbox.admin_client import duplicates
     from submissions_pipeline.demo import demo_environment, sandbox_oems
     from submissions_pipeline.launcher import launch_nightly, persistent_instance
     from submissions_pipeline.settings import exported_environment, load_settings
@@ -190,7 +190,7 @@ def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) ->
                         if settled:
                             break
                         time.sleep(min(max(wait_s, 1.0), 60))
-                ledgers = {oem: len(duplicates(url)) for oem, url in demo.portal_urls.items()}
+                ledgers = portal_ledgers(demo.portal_urls)
                 base = _report(
                     cfg,
                     settings,
@@ -202,7 +202,7 @@ def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) ->
                     failed_runs,
                     cases,
                     invalid,
-                    sum(ledgers.values()),
+                    ledgers,
                 )
                 store.dispose()
     finally:

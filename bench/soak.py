@@ -4,17 +4,17 @@ The bar: about 1,000 jobs, terminal fail rate < 3 %, p95 job time < 5 min, worke
 lose no history, humans see only terminal failures. This drives the Dagster nightly
 job (crm_cases → submission_runs → evidence_bundles → crm_updates) per OEM partition in rounds
 until every case is settled, with 5xx, latency, pop-ups, dropped confirmations and a few invalid
-cases switched on, and retry delays scaled down so it finishes in minutes. It then checks the
-outcome against the job store, the CRM, the portals' ledgers and every stored artifact.
+cases switched on, and retry delays scaled down so it finishes in minutes. One portal's lookup
+lags, a few case ids have a whitespace twin or are entered twice, and one dealer has a
+5-character password. It then checks the outcome against the job store, the CRM, the portals'
+ledgers and every stored artifact (bench/soak_checks.py).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import time
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -22,6 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from bench.soak_checks import (
+    SecretScan,
+    check_ledgers,
+    find_stuck,
+    portal_ledgers,
+    scan_for_secrets,
+    secret_values,
+)
 
 #: Portal knobs of the soak: the failure modes of real portals at rates a bad night might show.
 DEFAULT_FAULTS: dict[str, Any] = {
@@ -33,6 +42,30 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "garbage_rate": 0.005,
     "seed": 7,
 }
+
+
+class LaggingPortal(BaseModel):
+    """One portal whose lookup trails its records, and ambiguous submits on it.
+
+    The sandbox lag is in real seconds and is not scaled; the OEM's reconciliation window is (it
+    is the policy's `search_lag_s` times the retry time scale). Under the default policy
+    (`lookups`, 300 s) the soak's window is 300 s x 0.005 = 1.5 s, so a lookup lagging longer
+    than that would let two misses "prove" a submitted case absent and the job would submit it
+    again: a duplicate. An OEM whose search lags that far must not trust a miss, so the soak
+    gives it `proof = "never"` (in a copy of the adapters folder in its home) and a lag longer
+    than any round (3,600 s: an index rebuilt hourly), so every lookup after an ambiguous submit
+    misses, the job goes to `needs_review`, and the ledger still holds the case once.
+    """
+
+    oem: str = "kestrel"
+    search_lag_s: float = Field(3600.0, ge=0, description="The portal's lookup lag (real s).")
+    drop_after_submit_rate: float = Field(
+        0.02, ge=0, le=1, description="This portal's ambiguous submits (recorded, then a 504)."
+    )
+    reconciliation: dict[str, Any] = Field(
+        default_factory=lambda: {"proof": "never"},
+        description="The OEM's [reconciliation] policy for the soak (see domain/reconciliation).",
+    )
 
 
 class SoakConfig(BaseModel):
@@ -49,6 +82,17 @@ class SoakConfig(BaseModel):
     workers: int = Field(1, ge=1, description="Worker ops (one Chromium each) per run.")
     max_rounds: int = Field(12, ge=1, description="Nightly runs per OEM at most.")
     time_limit_s: float = Field(3 * 3600, gt=0)
+    lagging_portal: LaggingPortal | None = Field(default_factory=LaggingPortal)
+    id_twins: int = Field(
+        3,
+        ge=0,
+        description="Cases given a twin whose id differs only by surrounding whitespace, and as "
+        "many cases entered a second time with the same id and other content.",
+    )
+    short_password: str | None = Field(
+        "Kw7pZ", description="A password under the redactor's long-secret length, for one dealer."
+    )
+    short_password_oem: str = "northwind"
     seed: int = 7
     out_dir: Path = Field(default_factory=lambda: Path("var/soak"))
 
@@ -65,6 +109,7 @@ class SoakReport(BaseModel):
 
     config: SoakConfig
     started_at: datetime
+    short_password_dealer: str | None = Field(None, description="oem/dealer given it.")
     wall_s: float
     rounds: int
     dagster_runs: int
@@ -83,12 +128,18 @@ class SoakReport(BaseModel):
     reconciliations: int
     reconciled_from_lookup: int
     failures_by_reason: dict[str, int]
-    duplicates: int
+    duplicates: int = Field(description="Cases a portal received more than once.")
+    duplicate_cases: list[str]
+    wrong_submissions: list[str] = Field(
+        description="Ledger entries whose case the CRM lacks or whose VIN is not its case's."
+    )
+    stuck: list[str] = Field(description="CRM cases no run read, and jobs due that no run serves.")
     orphans: int
     unsettled: int
+    needs_review: int = Field(description="Jobs waiting for a person: reported, not a failure.")
+    needs_review_ids: list[str]
     crm_mismatches: list[str]
-    secrets_found: list[str]
-    artifacts_scanned: int
+    secrets: SecretScan
     passed: bool
     problems: list[str]
 
@@ -104,10 +155,14 @@ class SoakReport(BaseModel):
             f"  throughput           {self.jobs_per_hour:.0f} jobs/hour",
             f"  retries {self.retries} · dead letters {self.dead_letters} · reconciliations "
             f"{self.reconciliations} ({self.reconciled_from_lookup} proven by lookup) · unsettled "
-            f"{self.unsettled}",
-            f"  duplicates (ledger)  {self.duplicates} · orphans {self.orphans} · CRM mismatches "
-            f"{len(self.crm_mismatches)} · secrets in {self.artifacts_scanned} artifacts: "
-            f"{len(self.secrets_found)}",
+            f"{self.unsettled} · needs review {self.needs_review} (a person decides; not a "
+            "failure)",
+            f"  duplicates (ledger)  {self.duplicates} · wrong submissions "
+            f"{len(self.wrong_submissions)} · stuck {len(self.stuck)} · orphans {self.orphans} · "
+            f"CRM mismatches {len(self.crm_mismatches)}",
+            f"  secrets              {len(self.secrets.hits)} in {self.secrets.files_scanned} "
+            f"artifacts ({self.secrets.secrets_checked} secrets, {self.secrets.short_secrets} "
+            "short)",
             f"  final states         {json.dumps(self.states)}",
             f"  failures by reason   {json.dumps(self.failures_by_reason)}",
             "PASSED" if self.passed else "FAILED: " + "; ".join(self.problems),
@@ -126,28 +181,89 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def seed_soak_cases(db_url: str, cfg: SoakConfig, oems: list[str]) -> tuple[int, int]:
-    """Feed the CRM `cfg.jobs` cases spread over the OEMs; returns (cases, invalid)."""
+    """Feed the CRM `cfg.jobs` cases spread over the OEMs, then the id twins; returns (cases,
+    invalid).
+
+    Each twin (`" ID"` or `"ID "`) and each second entry of an id carries another case's
+    content (another VIN), so if the pipeline ever merged a twin into its case or submitted a
+    replaced revision, the ledger check would see a VIN that is not the case's. A twin comes
+    back as invalid data (an id is used exactly as filed); a second entry replaces the first
+    before any run reads it, so the portal must receive the new content.
+    """
+    from itertools import chain, zip_longest
+
     from submissions_pipeline.crm import EmbeddedCrm
     from submissions_pipeline.crm.seed import build_bulk_cases
 
     crm = EmbeddedCrm.from_url(db_url)
     cases = invalid = 0
+    today = date.today()
     try:
         per = {
             oem: cfg.jobs // len(oems) + (i < cfg.jobs % len(oems)) for i, oem in enumerate(oems)
         }
+        valid: dict[str, list[str]] = {}
         for oem, count in per.items():
-            for case in build_bulk_cases(oem, count, cfg.seed, date.today(), cfg.invalid_share):
+            for case in build_bulk_cases(oem, count, cfg.seed, today, cfg.invalid_share):
                 crm.add_case(case.raw)
                 cases += 1
                 invalid += case.invalid_field is not None
+                if case.invalid_field is None:
+                    valid.setdefault(oem, []).append(case.raw["case_id"])
+        # Other content under the same ids: the same generator with another seed.
+        other = {
+            c.raw["case_id"]: c.raw
+            for oem, count in per.items()
+            for c in build_bulk_cases(oem, count, cfg.seed + 1, today, 0.0)
+        }
+        spread = [i for i in chain(*zip_longest(*valid.values())) if i is not None]
+        for n, case_id in enumerate(spread[: cfg.id_twins]):
+            crm.add_case({**other[case_id], "case_id": f" {case_id}" if n % 2 else f"{case_id} "})
+            cases += 1
+            invalid += 1
+        for case_id in spread[cfg.id_twins : 2 * cfg.id_twins]:
+            crm.add_case(other[case_id])
     finally:
         crm.dispose()
     return cases, invalid
 
 
+def _busiest_dealer(db_url: str, oem: str) -> str | None:
+    """The dealer with the most of `oem`'s cases, so a password given to it is used often."""
+    from sandbox.accounts import DEALERS
+    from submissions_pipeline.crm import EmbeddedCrm
+
+    crm = EmbeddedCrm.from_url(db_url, migrate_schema=False)
+    try:
+        dealers = Counter(c.raw.get("dealer_id") for c in crm.list_cases(oem=oem))
+    finally:
+        crm.dispose()
+    return next((d for d, _ in dealers.most_common() if d in DEALERS), None)
+
+
+def _lagging_adapters(cfg: SoakConfig, home: Path) -> dict[str, str]:
+    """A copy of the adapters folder in the soak's home with the lagging OEM's reconciliation
+    policy, as the environment that points the pipeline at it (nothing when no portal lags)."""
+    from submissions_pipeline.settings import load_settings
+
+    lag = cfg.lagging_portal
+    if lag is None:
+        return {}
+    folder = home / "adapters"
+    shutil.copytree(load_settings().adapters_dir, folder)
+    toml = folder / lag.oem / "oem.toml"
+    if "[reconciliation]" in toml.read_text():
+        raise ValueError(
+            f"{lag.oem}'s oem.toml has its own [reconciliation]; drop it from the soak"
+        )
+    policy = "".join(f"{k} = {json.dumps(v)}\n" for k, v in lag.reconciliation.items())
+    toml.write_text(toml.read_text() + "\n[reconciliation]\n" + policy)
+    return {"SUBMISSIONS_ADAPTERS_DIR": str(folder)}
+
+
 def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport:
     """Run the soak in a fresh home under `cfg.out_dir` and write report.json and chart.png."""
+    from sandbox.accounts import password_overrides
     from submissions_pipeline.demo import demo_environment, sandbox_oems
     from submissions_pipeline.launcher import launch_nightly, persistent_instance
     from submissions_pipeline.settings import exported_environment, load_settings
@@ -158,10 +274,22 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     fresh_home = {"SUBMISSIONS_HOME": str(home), "SUBMISSIONS_DB_URL": None, "DAGSTER_HOME": None}
+    lag = cfg.lagging_portal if cfg.lagging_portal and cfg.lagging_portal.oem in oems else None
+    fresh_home |= _lagging_adapters(cfg.model_copy(update={"lagging_portal": lag}), home)
     with exported_environment(fresh_home):
         settings = load_settings()
         cases, invalid = seed_soak_cases(settings.database_url, cfg, oems)
         echo(f"soak: {cases} cases ({invalid} invalid) for {', '.join(oems)}; faults {cfg.faults}")
+        dealer = None
+        if cfg.short_password and cfg.short_password_oem in oems:
+            dealer = _busiest_dealer(settings.database_url, cfg.short_password_oem)
+        # The sandbox and the credentials file the runs read both take the override, as long as
+        # the portals start and the file is written inside this block.
+        short = {(cfg.short_password_oem, dealer): cfg.short_password} if dealer else {}
+        echo(
+            f"  lagging portal {lag and lag.model_dump()}; {cfg.id_twins} whitespace twin(s) and "
+            f"{cfg.id_twins} re-entered id(s); short password for {cfg.short_password_oem}/{dealer}"
+        )
         started = datetime.now(UTC)
         t0 = time.monotonic()
         runs = failed_runs = rounds = 0
@@ -172,9 +300,16 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
             "jobs_per_worker": 25,
         }
         with (
+            password_overrides(short),
             demo_environment(oems, sandbox_knobs=cfg.faults) as demo,
             persistent_instance(demo.dagster_home, browser_slots=cfg.workers) as instance,
         ):
+            if lag is not None:
+                demo.sandbox.configure(
+                    lag.oem,
+                    search_lag_s=lag.search_lag_s,
+                    drop_after_submit_rate=lag.drop_after_submit_rate,
+                )
             job = soak_nightly_job(settings, demo, settings.database_url, cfg.retry_time_scale)
             store = JobStore.from_url(settings.database_url, migrate_schema=False)
             while rounds < cfg.max_rounds and time.monotonic() - t0 < cfg.time_limit_s:
@@ -192,7 +327,7 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
                     break
                 if wait_s > 0:
                     time.sleep(min(wait_s, 60))
-            ledgers = {oem: len(demo_ledger_duplicates(demo, oem)) for oem in oems}
+            ledgers = portal_ledgers(demo.portal_urls)
             report = _report(
                 cfg,
                 settings,
@@ -204,9 +339,10 @@ def run_soak(cfg: SoakConfig, echo: Callable[[str], None] = print) -> SoakReport
                 failed_runs,
                 cases,
                 invalid,
-                sum(ledgers.values()),
+                ledgers,
             )
             store.dispose()
+    report.short_password_dealer = f"{cfg.short_password_oem}/{dealer}" if dealer else None
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     (cfg.out_dir / "report.json").write_text(report.model_dump_json(indent=2))
     _chart(f"sqlite:///{home / 'submissions.db'}", cfg.out_dir / "chart.png")
@@ -232,18 +368,12 @@ def soak_nightly_job(settings: Any, demo: Any, db_url: str, retry_time_scale: fl
     return nightly_job(build_definitions(resources))
 
 
-def demo_ledger_duplicates(demo: Any, oem: str) -> list[Any]:
-    """Cases the portal received more than once (read over its admin API)."""
-    from sandbox.admin_client import duplicates
-
-    return list(duplicates(demo.portal_urls[oem]))
-
-
 def _settled(store: Any) -> tuple[bool, float]:
-    """Whether every job reached a terminal state, and how long until the next one is due."""
-    from submissions_pipeline.domain import TERMINAL_STATES
+    """Whether the automation is done with every job (terminal, or waiting for a person), and
+    how long until the next one is due."""
+    from submissions_pipeline.domain import HUMAN_STATES, TERMINAL_STATES
 
-    pending = [j for j in store.list_jobs() if j.state not in TERMINAL_STATES]
+    pending = [j for j in store.list_jobs() if j.state not in TERMINAL_STATES | HUMAN_STATES]
     if not pending:
         return True, 0.0
     now = datetime.now(UTC)
@@ -263,10 +393,11 @@ def _report(
     failed_runs: int,
     cases: int,
     invalid: int,
-    duplicates: int,
+    ledgers: dict[str, list[dict[str, Any]]],
 ) -> SoakReport:
+    """Judge the soak: the job store, the CRM, the portals' `ledgers` and every artifact."""
     from submissions_pipeline.crm import CrmStatus, EmbeddedCrm
-    from submissions_pipeline.domain import TERMINAL_STATES
+    from submissions_pipeline.domain import HUMAN_STATES, TERMINAL_STATES
     from submissions_pipeline.domain import SubmissionState as S
 
     store.reap_expired(actor="soak:reaper")
@@ -281,12 +412,16 @@ def _report(
     transitions = [e for e in events if e.kind == "transition"]
     # Orphans: held by nobody alive (the reaper just ran) or proven but never sent to the CRM.
     orphans = sum(j.state in (S.RUNNING, S.SUBMITTED, S.EVIDENCE_STORED) for j in jobs)
-    unsettled = sum(j.state not in TERMINAL_STATES for j in jobs)
+    # A job waiting for a person (needs_review) is settled as far as automation goes: reported,
+    # never a failure. Unsettled are the jobs automation still owes a move.
+    unsettled = sum(j.state not in TERMINAL_STATES | HUMAN_STATES for j in jobs)
+    review_ids = sorted(j.job_id for j in jobs if j.state is S.NEEDS_REVIEW)
 
     crm = EmbeddedCrm.from_url(settings.database_url, migrate_schema=False)
     mismatches: list[str] = []
     try:
-        by_case = {c.case_id: c for c in crm.list_cases()}
+        crm_cases = crm.list_cases()
+        by_case = {c.case_id: c for c in crm_cases}
         for j in jobs:
             c = by_case.get(j.case_id)
             if j.state is S.CRM_UPDATED and (
@@ -306,7 +441,11 @@ def _report(
     finally:
         crm.dispose()
 
-    secrets, scanned = scan_for_secrets(settings.home / "artifacts", _secret_values(settings))
+    ledger = check_ledgers(ledgers, crm_cases)
+    stuck = find_stuck(crm_cases, jobs, served=ledgers)
+    secrets = scan_for_secrets(
+        settings.home / "artifacts", secret_values(settings.home / "sandbox-credentials.json")
+    )
     fail_rate = failed / len(jobs) if jobs else 0.0
     p95 = _percentile(durations, 95)
     criteria = SoakCriteria()
@@ -315,16 +454,20 @@ def _report(
         problems.append(f"fail rate {fail_rate:.2%} >= 3 %")
     if p95 is None or p95 >= criteria.max_p95_job_s:
         problems.append(f"p95 job time {_fmt_s(p95)} >= 5 min")
-    if duplicates:
-        problems.append(f"{duplicates} case(s) submitted twice")
+    if ledger.duplicates:
+        problems.append(f"{len(ledger.duplicates)} case(s) submitted twice")
+    if ledger.wrong_submissions:
+        problems.append(f"{len(ledger.wrong_submissions)} wrong submission(s)")
+    if stuck:
+        problems.append(f"{len(stuck)} stuck case(s) or job(s)")
     if orphans:
         problems.append(f"{orphans} orphaned job(s)")
     if unsettled:
         problems.append(f"{unsettled} job(s) still waiting for a retry when the soak stopped")
     if mismatches:
         problems.append(f"{len(mismatches)} CRM mismatch(es)")
-    if secrets:
-        problems.append(f"secrets found in {len(secrets)} artifact(s)")
+    if secrets.hits:
+        problems.append(f"secrets found in {len(secrets.hits)} artifact(s)")
     if invalid_in_crm != invalid:
         problems.append(f"{invalid} invalid cases fed, {invalid_in_crm} returned as invalid")
     return SoakReport(
@@ -354,41 +497,19 @@ def _report(
                 if j.reason_code and j.state in (S.FAILED_TERMINAL, S.DEAD_LETTERED)
             )
         ),
-        duplicates=duplicates,
+        duplicates=len(ledger.duplicates),
+        duplicate_cases=ledger.duplicates[:50],
+        wrong_submissions=ledger.wrong_submissions[:50],
+        stuck=stuck[:50],
         orphans=orphans,
         unsettled=unsettled,
+        needs_review=len(review_ids),
+        needs_review_ids=review_ids,
         crm_mismatches=mismatches[:50],
-        secrets_found=secrets[:50],
-        artifacts_scanned=scanned,
+        secrets=secrets.model_copy(update={"hits": secrets.hits[:50]}),
         passed=not problems,
         problems=problems,
     )
-
-
-def _secret_values(settings: Any) -> list[str]:
-    from submissions_pipeline.credentials import JsonCredentialProvider
-
-    path = settings.home / "sandbox-credentials.json"
-    return JsonCredentialProvider(json.loads(path.read_text())).all_secrets()
-
-
-def scan_for_secrets(root: Path, secrets: list[str]) -> tuple[list[str], int]:
-    """Every artifact (trace archives opened) searched for every secret; (hits, files scanned)."""
-    hits: list[str] = []
-    scanned = 0
-    needles = [s.encode() for s in secrets if s]
-    for path in sorted(root.rglob("*")):
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        blobs = [data]
-        if path.suffix == ".zip":
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                blobs = [z.read(n) for n in z.namelist()]
-        scanned += 1
-        if any(n in b for b in blobs for n in needles):
-            hits.append(str(path))
-    return hits, scanned
 
 
 def _chart(db_url: str, out: Path) -> None:

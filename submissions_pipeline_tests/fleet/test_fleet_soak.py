@@ -26,6 +26,7 @@ def test_a_small_fleet_soak_with_killed_workers_passes_the_soak_bar(pg_admin_url
 
     assert report.kills + report.drains >= 1 and report.drains_exit_0 == report.drains
     assert report.duplicates == 0 and report.orphans == 0 and report.unsettled == 0
-    assert report.crm_mismatches == [] and report.secrets_found == []
+    assert report.wrong_submissions == [] and report.stuck == []
+    assert report.crm_mismatches == [] and report.secrets.hits == []
     assert report.passed, report.problems
     assert json.loads((tmp_path / "soak" / "report.json").read_text())["kills"] == report.kills
