@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from bench.cases import BENCH_OEM, bench_cases
 from bench.fleet_models import FleetRun
 from bench.pss import PssSampler, client_cpu_seconds
-from bench.sandbox_process import SandboxProcess
+from bench.sandbox_process import SandboxProcess, stop_processes
 from submissions_pipeline.domain import SETTLED_STATES, SubmissionState
 from submissions_pipeline.domain.stats import percentile
 
@@ -107,15 +106,7 @@ class _Workers:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=30)
+        stop_processes(self.procs)
 
     def tail(self, i: int, n: int = 600) -> str:
         path = self.logs / f"worker-{i}.log"

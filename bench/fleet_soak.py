@@ -24,6 +24,7 @@ from pydantic import Field
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.sandbox_process import stop_processes
 from bench.soak import (
     SoakConfig,
     SoakReport,
@@ -116,13 +117,7 @@ class _Fleet:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        for p in self.procs:
-            p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(self.procs)
 
 
 def _on_server(server: str, statement: str) -> None:
