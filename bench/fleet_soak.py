@@ -8,6 +8,7 @@ minutes and replaced, while the nightly runs only enqueue and observe (fleet mod
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,7 +150,10 @@ def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) ->
 
     oems = sandbox_oems(cfg.oems)
     home = (cfg.out_dir / "home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    # A fresh home: the last soak's Dagster instance holds its CRM cursors, which would skip
+    # every case of the new database below them.
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
     name = f"soak_fleet_{uuid.uuid4().hex[:8]}"
     db_url = _create_database(cfg.pg_url, name)
     fresh = {
