@@ -10,7 +10,6 @@ beside each measured rate. The portal's ledger must hold every case exactly once
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import statistics
@@ -32,6 +31,7 @@ from bench.pss import PssSampler, client_cpu_seconds
 from bench.sandbox_process import SandboxProcess, stop_processes
 from submissions_pipeline.domain import SETTLED_STATES, SubmissionState
 from submissions_pipeline.domain.stats import percentile
+from submissions_pipeline.settings import exported_environment
 
 if TYPE_CHECKING:
     from bench.harness import BenchPlan
@@ -84,7 +84,7 @@ def with_fleet_options(
 class _Workers:
     """W worker processes on one database and portal, stopped (SIGTERM, then SIGKILL) on exit."""
 
-    def __init__(self, count: int, env: dict[str, str], context_cap: int, logs: Path):
+    def __init__(self, count: int, env: dict[str, str | None], context_cap: int, logs: Path):
         self.count, self.env, self.context_cap, self.logs = count, env, context_cap, logs
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -92,11 +92,11 @@ class _Workers:
         for i in range(self.count):
             cmd = [sys.executable, "-m", "submissions_pipeline.cli", "worker", "--oem", BENCH_OEM]
             cmd += ["--port", "0", "--poll-s", "0.5", "--context-cap", str(self.context_cap)]
-            with (self.logs / f"worker-{i}.log").open("w") as log:
+            log_path = self.logs / f"worker-{i}.log"
+            # The child inherits this process's environment with the worker's changes.
+            with log_path.open("w") as log, exported_environment(self.env):
                 self.procs.append(
-                    subprocess.Popen(
-                        cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
-                    )
+                    subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
                 )
         return self
 
@@ -141,24 +141,21 @@ def _status(url: str) -> int | None:
         return None
 
 
-def worker_env(db_url: str, portal_url: str, home: Path, executable: str) -> dict[str, str]:
-    """Everything a worker reads from its environment: the queue, the portal, the dealers'
-    logins (inline), the browser; the rest is the runner's defaults."""
+def worker_env(db_url: str, portal_url: str, home: Path, executable: str) -> dict[str, str | None]:
+    """What a worker's environment changes from this process's (None: removed): the queue, the
+    portal, the dealers' logins (inline), the browser; the rest is the runner's defaults."""
     from sandbox.accounts import credentials_document
 
-    env = {k: v for k, v in os.environ.items() if k not in ("SUBMISSIONS_CREDENTIALS_FILE",)}
-    env.update(
-        {
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-            "SUBMISSIONS_HOME": str(home),
-            "SUBMISSIONS_DB_URL": db_url,
-            "SUBMISSIONS_PORTAL_URLS": json.dumps({BENCH_OEM: portal_url}),
-            "SUBMISSIONS_CREDENTIALS": json.dumps(credentials_document([BENCH_OEM])),
-            "SUBMISSIONS_CHROMIUM": executable,
-            "SUBMISSIONS_FAILPOINTS": "",
-        }
-    )
-    return env
+    return {
+        "SUBMISSIONS_CREDENTIALS_FILE": None,
+        "PYTHONPATH": str(ROOT),
+        "SUBMISSIONS_HOME": str(home),
+        "SUBMISSIONS_DB_URL": db_url,
+        "SUBMISSIONS_PORTAL_URLS": json.dumps({BENCH_OEM: portal_url}),
+        "SUBMISSIONS_CREDENTIALS": json.dumps(credentials_document([BENCH_OEM])),
+        "SUBMISSIONS_CHROMIUM": executable,
+        "SUBMISSIONS_FAILPOINTS": "",
+    }
 
 
 def _wait_done(store: Any, n: int, workers: _Workers, timeout_s: float) -> str:

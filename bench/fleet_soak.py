@@ -45,6 +45,12 @@ class FleetSoakConfig(SoakConfig):
 
     workers: int = Field(3, ge=1, description="Worker processes kept running.")
     kill_every_s: float = Field(180.0, gt=0, description="A worker is killed this often.")
+    first_kill_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="When the first worker dies (default: kill_every_s). A soak shorter than "
+        "the interval sets it low, so at least one kill always lands.",
+    )
     lease_s: float = Field(15.0, gt=0, description="Workers' lease (how soon a kill is reaped).")
     pg_url: str = Field(description="PostgreSQL server; the soak creates its own database.")
     keep_database: bool = Field(True, description="Leave the database for inspection.")
@@ -89,7 +95,9 @@ class _Fleet:
 
     def chaos(self) -> None:
         """Kill one worker (SIGKILL and SIGTERM in turn) and start a replacement."""
-        while not self._stop.wait(self.cfg.kill_every_s):
+        wait = self.cfg.first_kill_after_s or self.cfg.kill_every_s
+        while not self._stop.wait(wait):
+            wait = self.cfg.kill_every_s
             with self._lock:
                 alive = [p for p in self.procs if p.poll() is None]
                 if not alive:
