@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -252,7 +253,7 @@ def _lagging_adapters(cfg: SoakConfig, home: Path) -> dict[str, str]:
     folder = home / "adapters"
     shutil.copytree(load_settings().adapters_dir, folder)
     toml = folder / lag.oem / "oem.toml"
-    if "[reconciliation]" in toml.read_text():
+    if "reconciliation" in tomllib.loads(toml.read_text()):
         raise ValueError(
             f"{lag.oem}'s oem.toml has its own [reconciliation]; drop it from the soak"
         )
