@@ -212,6 +212,9 @@ def test_an_expired_session_mid_run_logs_in_again_and_loses_nothing(
 def test_the_api_limit_exceeded_for_a_minute_backs_off_and_then_writes(
     salesforce: SalesforceServer, desk: CaseDesk, sf_crm: SalesforceCrm, sleeper: Sleeper
 ):
+    # The org's clock moves only by the backoff's sleeps: wall time passing during the calls
+    # would otherwise end the minute early (the clock counts whole seconds).
+    salesforce.org.freeze()
     ids = enter(desk, 3)
     sf_crm.list_new_cases(OEM, None)
     salesforce.configure(limit_exceeded_s=60)
