@@ -49,12 +49,13 @@ up: install
 status: install
 	$(VENV)/bin/submissions status
 
-## test: the whole suite (needs PostgreSQL at SUBMISSIONS_TEST_PG_URL; fails without it)
+## test: the whole suite, the 3-minute scheduler soak included (needs PostgreSQL at
+## SUBMISSIONS_TEST_PG_URL; fails without it)
 test: install
 	bash scripts/ensure-postgres.sh
-	$(PY) -m pytest -m "not scheduler_soak" $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
-## soak-scheduler-quick: the 3-minute scheduler soak under the daemon (same criteria as the hour)
+## soak-scheduler-quick: the 3-minute scheduler soak alone (part of `make test` too)
 soak-scheduler-quick: install
 	bash scripts/ensure-postgres.sh
 	$(PY) -m pytest -m scheduler_soak $(PYTEST_ARGS)

@@ -439,10 +439,19 @@ class SelectorDrivenAdapter(PortalAdapter):
 
     async def raise_on_validation(self, page: Page, sel: SelectorSet, what: str) -> None:
         """Invalid data when the portal shows field errors or its page-level error summary."""
+        summary = sel.errors.summary
+        # One round trip on the happy path: anything invalid, or a summary at all? Only then are
+        # the messages read one by one. (A summary inside a frame cannot join the union.)
+        anything: Locator | None = page.locator('[aria-invalid="true"]')
+        if summary is not None and summary.frame is None:
+            anything = anything.or_(summary.locate(page))
+        elif summary is not None:
+            anything = None
+        if anything is not None and not await anything.count():
+            return
         keys = self._keys_by_label(sel)
         found = await self.field_errors(page)
         errors = {keys.get(label, label): msg for label, msg in found.items()}
-        summary = sel.errors.summary
         if summary is not None and await summary.locate(page).count():
             text = " ".join((await summary.locate(page).first.inner_text()).split())
             named = {key: text for label, key in keys.items() if label.lower() in text.lower()}

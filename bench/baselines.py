@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,19 +54,26 @@ class BaselineSettings:
     #: Only for experiments that take the evidence apart; the evidence-matched baseline records.
     record_video: bool = True
     timeout_ms: float = 30_000
+    #: Reads CPU seconds at each step's start and end (CPU per step; meaningful at cap 1).
+    step_cpu: Callable[[], float] | None = None
 
 
 class _StepClock:
-    def __init__(self) -> None:
+    def __init__(self, cpu: Callable[[], float] | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
+        self._cpu = cpu
 
     @asynccontextmanager
     async def step(self, name: str) -> AsyncIterator[None]:
+        c0 = self._cpu() if self._cpu is not None else 0.0
         t0 = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[name] = time.perf_counter() - t0
+            if self._cpu is not None:
+                self.cpu_seconds[name] = self._cpu() - c0
 
 
 class _Evidence:
@@ -172,7 +179,7 @@ async def _run_job(
     login: dict[str, str],
 ) -> JobTiming:
     t0 = time.perf_counter()
-    clock = _StepClock()
+    clock = _StepClock(settings.step_cpu)
     folder = settings.scratch / case["case_id"] if settings.evidence else None
     evidence = _Evidence(folder)
     video_dir = (
@@ -223,6 +230,7 @@ async def _run_job(
         steps=clock.seconds,
         reference=reference,
         error=error,
+        step_cpu=clock.cpu_seconds,
     )
 
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, PositiveInt
 from bench.baselines import BaselineSettings, run_baseline
 from bench.cases import BENCH_OEM, bench_cases, dealer_logins
 from bench.measures import VariantRun
-from bench.pss import PssSampler, cpu_seconds_of
+from bench.pss import PssSampler, cpu_seconds_of, step_cpu_seconds
 from bench.report import (
     VARIANTS,
     BenchReport,
@@ -59,6 +59,17 @@ SCENARIO_KNOBS: dict[str, dict[str, Any]] = {
         "popup_rate": 0.0,
         "drop_after_submit_rate": 0.0,
     },
+    # Pages that weigh what real portals weigh (sandbox/heavy.py): a 1.6 MB bundle that must
+    # run first, a web font, two large images and a third-party script that answers in 2 s.
+    "heavy": {
+        "error_rate": 0.0,
+        "latency_ms": 0,
+        "search_latency_s": 0.0,
+        "popup_rate": 0.0,
+        "drop_after_submit_rate": 0.0,
+        "heavy_pages": True,
+        "third_party_delay_ms": 2000,
+    },
 }
 
 Part = Literal["throughput", "memory", "queue", "fleet"]
@@ -71,7 +82,7 @@ QUICK_PARTS: tuple[Part, ...] = ("throughput", "memory", "queue")
 class Cell(BaseModel):
     """Some variants at one cap in one scenario, each over the same number of fresh jobs."""
 
-    scenario: Literal["cpu", "latency"]
+    scenario: Literal["cpu", "latency", "heavy"]
     cap: int = Field(ge=1, le=16)
     variants: list[str]
     jobs: int = Field(ge=1)
@@ -115,10 +126,12 @@ def quick_plan() -> BenchPlan:
     return BenchPlan(
         mode="quick",
         cells=[
+            Cell(scenario="cpu", cap=1, variants=["bare", "runner"], jobs=15),
             Cell(scenario="cpu", cap=2, variants=quick_variants, jobs=20),
             Cell(scenario="cpu", cap=4, variants=["bare", "process_per_job"], jobs=20),
             Cell(scenario="latency", cap=1, variants=["bare", "runner"], jobs=16),
             Cell(scenario="latency", cap=4, variants=["bare", "runner"], jobs=16),
+            Cell(scenario="heavy", cap=2, variants=["bare", "runner"], jobs=12),
         ],
         memory_jobs=80,
         memory_every=10,
@@ -139,6 +152,10 @@ def full_plan() -> BenchPlan:
                 jobs=jobs,
             )
             for scenario, jobs in (("cpu", 200), ("latency", 60))
+            for cap in (1, 2, 3, 4)
+        ]
+        + [
+            Cell(scenario="heavy", cap=cap, variants=["bare", "runner"], jobs=60)
             for cap in (1, 2, 3, 4)
         ],
         memory_jobs=1000,
@@ -264,6 +281,8 @@ def _run_variant(
     from bench.variants import run_pipeline, run_runner
     from submissions_pipeline.runner.config import CHROMIUM_ARGS
 
+    # CPU per step only at cap 1: with two jobs at once, one job's step pays for the other's.
+    step_cpu = step_cpu_seconds if cap == 1 and variant in ("bare", "runner") else None
     if variant in ("bare", "evidence", "process_per_job"):
         settings = BaselineSettings(
             executable_path=executable,
@@ -272,10 +291,11 @@ def _run_variant(
             evidence=variant == "evidence",
             browser_per_job=variant == "process_per_job",
             scratch=scratch,
+            step_cpu=step_cpu,
         )
         return run_baseline(settings, url, cases, dealer_logins())
     if variant == "runner":
-        return run_runner(url, cases, cap, scratch, executable)
+        return run_runner(url, cases, cap, scratch, executable, step_cpu=step_cpu)
     if variant == "runner_no_video":
         return run_runner(url, cases, cap, scratch, executable, video="off")
     if variant == "pipeline":

@@ -29,6 +29,8 @@ class JobTiming:
     seconds: float
     steps: dict[str, float] = field(default_factory=dict)
     reference: str | None = None
+    #: CPU seconds per named step (measured at cap 1 only, where steps do not overlap).
+    step_cpu: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
 

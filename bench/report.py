@@ -23,7 +23,11 @@ VARIANT_LABELS = {
     "pipeline": "full pipeline (Dagster)",
     "process_per_job": "process-per-job (raw)",
 }
-SCENARIO_LABELS = {"cpu": "CPU-bound", "latency": "latency-bound (search 2 s)"}
+SCENARIO_LABELS = {
+    "cpu": "CPU-bound",
+    "latency": "latency-bound (search 2 s)",
+    "heavy": "heavy-pages (1.6 MB bundle, fonts, images, slow third party)",
+}
 STEP_SHORT = {
     "pre_submit_evidence": "pre_shot",
     "post_confirm_evidence": "post_shot",
@@ -53,6 +57,11 @@ class ThroughputResult(BaseModel):
     p50_job_s: float | None = None
     p95_job_s: float | None = None
     step_p95_s: dict[str, float] = Field(default_factory=dict)
+    step_cpu_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="mean CPU s per step per job (cap 1 only), with 'other' the job's CPU "
+        "outside every step: claims, milestones, contexts, the driver's own work",
+    )
     peak_pss_mb: float | None = None
     pss_per_job_mb: float | None = Field(None, description="peak PSS / concurrent jobs (cap)")
     browser_launches: int = 0
@@ -87,6 +96,16 @@ class ThroughputResult(BaseModel):
             values = [j.steps[step] for j in ok if step in j.steps]
             if values:
                 steps[step] = round(percentile(values, 95) or 0.0, 3)
+        cpu_steps: dict[str, float] = {}
+        with_cpu = [j for j in ok if j.step_cpu]
+        if with_cpu:
+            for step in sorted({k for j in with_cpu for k in j.step_cpu}):
+                cpu_steps[step] = round(
+                    sum(j.step_cpu.get(step, 0.0) for j in with_cpu) / len(with_cpu), 4
+                )
+            if run.cpu_s is not None:
+                in_steps = sum(cpu_steps.values())
+                cpu_steps["other"] = round(max(0.0, run.cpu_s / len(ok) - in_steps), 4)
         failed = [j.error for j in run.jobs if not j.ok and j.error]
         note = run.note
         if failed:
@@ -109,6 +128,7 @@ class ThroughputResult(BaseModel):
             p50_job_s=_round(percentile(secs, 50)),
             p95_job_s=_round(percentile(secs, 95)),
             step_p95_s=steps,
+            step_cpu_s=cpu_steps,
             peak_pss_mb=round(peak_pss_mb, 1),
             pss_per_job_mb=round(peak_pss_mb / cap, 1),
             browser_launches=run.browser_launches,
@@ -338,6 +358,42 @@ def step_table(report: BenchReport) -> str:
     return _table(header, rows)
 
 
+def step_cpu_table(report: BenchReport) -> str:
+    """Mean CPU seconds per job by step at cap 1, and where the runner spends more than bare."""
+    rows_of = [r for r in _ordered(report.throughput) if r.status == "ok" and r.step_cpu_s]
+    if not rows_of:
+        return "(no cap-1 run: CPU per step is measured at cap 1)"
+    steps = [s for s in STEP_ORDER if any(s in r.step_cpu_s for r in rows_of)] + ["other"]
+    header = ["scenario / variant", *(STEP_SHORT.get(s, s) for s in steps), "total"]
+    rows = [
+        [
+            f"{SCENARIO_LABELS[r.scenario].split(' ')[0]} {VARIANT_LABELS[r.variant]}",
+            *(_f(r.step_cpu_s.get(s), "{:.3f}") for s in steps),
+            _f(sum(r.step_cpu_s.values()), "{:.3f}"),
+        ]
+        for r in rows_of
+    ]
+    text = _table(header, rows)
+    offender = top_cpu_offender(report)
+    if offender:
+        text += f"\n\nTop offender (runner minus bare, CPU s per job): {offender}"
+    return text
+
+
+def top_cpu_offender(report: BenchReport) -> str | None:
+    """The step where the runner spends the most CPU beyond bare at cap 1 (None unmeasured)."""
+    for scenario in ("cpu", "heavy", "latency"):
+        bare, runner = report.find(scenario, "bare", 1), report.find(scenario, "runner", 1)
+        if bare and runner and bare.step_cpu_s and runner.step_cpu_s:
+            gaps = {
+                s: runner.step_cpu_s.get(s, 0.0) - bare.step_cpu_s.get(s, 0.0)
+                for s in {*bare.step_cpu_s, *runner.step_cpu_s}
+            }
+            step, gap = max(gaps.items(), key=lambda kv: kv[1])
+            return f"{step} +{gap:.3f} s ({SCENARIO_LABELS[scenario].split(' ')[0]})"
+    return None
+
+
 def memory_table(report: BenchReport) -> str:
     """PSS of the runner's browser tree along the memory run."""
     m = report.memory
@@ -480,6 +536,8 @@ def render(report: BenchReport) -> str:
             throughput_table(report),
             "p95 seconds per step:",
             step_table(report),
+            "CPU seconds per job by step (cap 1, so steps do not share a browser):",
+            step_cpu_table(report),
             "Memory mode (runner, PSS of the Chromium tree):",
             memory_table(report),
             f"Queue mode (PostgreSQL, claimers as {report.queue_claimers_as}):",

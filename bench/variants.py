@@ -80,7 +80,12 @@ def jobs_from_store(store: JobStore, ok_states: Iterable[SubmissionState]) -> li
     return out
 
 
-def runner_deps(store: JobStore, base_url: str, scratch: Path) -> RunnerDeps:
+def runner_deps(
+    store: JobStore,
+    base_url: str,
+    scratch: Path,
+    cpu_clock: Callable[[], float] | None = None,
+) -> RunnerDeps:
     """A worker's dependencies on the embedded default: local evidence, sandbox dealers."""
     return RunnerDeps(
         store=store,
@@ -89,6 +94,7 @@ def runner_deps(store: JobStore, base_url: str, scratch: Path) -> RunnerDeps:
         adapters={BENCH_OEM: load_adapter(BENCH_OEM)},
         portal_urls={BENCH_OEM: base_url},
         home=scratch,
+        cpu_clock=cpu_clock,
     )
 
 
@@ -102,6 +108,7 @@ def run_runner(
     on_evidence_stored: Callable[[int], None] | None = None,
     recycle_browser_after: int | None = None,
     video: str | None = None,
+    step_cpu: Callable[[], float] | None = None,
 ) -> VariantRun:
     """The batch runner alone (no Dagster) on a fresh SQLite store: one `run_batch` over N jobs.
 
@@ -128,13 +135,17 @@ def run_runner(
             seed=RUNNER_SEED,
             **({"evidence": EvidenceSettings(video=video)} if video else {}),
         )
-        deps = runner_deps(store, base_url, scratch)
+        deps = runner_deps(store, base_url, scratch, step_cpu)
         cpu0, t0 = client_cpu_seconds(), time.perf_counter()
         report = run_batch(cfg, deps)
         wall, cpu = time.perf_counter() - t0, client_cpu_seconds() - cpu0
+        jobs = jobs_from_store(store, [S.EVIDENCE_STORED])
+        step_cpu_by_case = {o.case_id: o.step_cpu_s for o in report.outcomes}
+        for job in jobs:
+            job.step_cpu = step_cpu_by_case.get(job.case_id, {})
         return VariantRun(
             wall_s=wall,
-            jobs=jobs_from_store(store, [S.EVIDENCE_STORED]),
+            jobs=jobs,
             concurrency=cap,
             browser_launches=report.browser_launches,
             note=f"stop: {report.stop_reason}",

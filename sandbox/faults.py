@@ -100,6 +100,18 @@ class FaultConfig(BaseModel):
         le=86_400.0,
         description="Idle seconds after which a kestrel session expires (others ignore it).",
     )
+    heavy_pages: bool = Field(
+        False,
+        description="Pages weigh what real portals do: a ~1.5 MB script bundle that must run "
+        "before the page exists, a web font, two large images and a slow third-party "
+        "analytics script from analytics.localhost (sandbox/heavy.py).",
+    )
+    third_party_delay_ms: int = Field(
+        2_000,
+        ge=0,
+        le=30_000,
+        description="How long the heavy pages' third-party analytics script takes to answer.",
+    )
     seed: int = Field(0, description="Seed of every random decision (pop-ups, 503s, drops).")
 
 

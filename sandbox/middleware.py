@@ -8,12 +8,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sandbox.heavy import ASSET_PREFIXES
 from sandbox.pages import GARBAGE_PAGE, SERVICE_UNAVAILABLE_PAGE
 from sandbox.state import PortalState
 
 
 class FaultMiddleware:
-    """Injects latency and HTTP 503s into every portal request except the admin API.
+    """Injects latency and HTTP 503s into every portal page request (not the admin API, not the
+    heavy pages' static assets).
 
     It also pins the knobs in force for the request (``state["sandbox_config"]``) and the key its
     random events are decided under (``state["sandbox_fault_key"]``), so a page never mixes UI
@@ -26,7 +28,11 @@ class FaultMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith("/__admin") or path == "/favicon.ico":
+        if (
+            scope["type"] != "http"
+            or path.startswith(("/__admin", *ASSET_PREFIXES))
+            or path == "/favicon.ico"
+        ):
             await self.app(scope, receive, send)
             return
         portal = self.portal

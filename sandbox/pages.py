@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
 from sandbox.faults import POPUP_KINDS
+from sandbox.heavy import page_assets
 from sandbox.state import FieldSpec, PortalState, Session
 
 _ENV = jinja2.Environment(
@@ -155,6 +156,7 @@ class PortalPages(PortalState):
             "title": title,
             "session": session,
             "popups": self.popups(request, session),
+            "heavy": page_assets(request, cfg.third_party_delay_ms) if cfg.heavy_pages else None,
         }
         return TEMPLATES.TemplateResponse(
             request, template, {**page, **context}, status_code=status_code

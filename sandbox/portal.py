@@ -29,6 +29,7 @@ from sandbox.admin import admin_routes
 from sandbox.claim import ClaimFlow
 from sandbox.faults import FaultConfig
 from sandbox.flow import is_local_path
+from sandbox.heavy import heavy_routes
 from sandbox.middleware import FaultMiddleware
 from sandbox.pages import FieldView, FormLayout
 from sandbox.state import Clock, Draft, FieldSpec, Session, StepSpec, utc_now
@@ -82,6 +83,7 @@ class Portal(ClaimFlow):
             Route(p["start"], self.start_claim, methods=["POST"]),
             Route(p["claim"] + "/{draft_id}/{step}", self.claim_step, methods=["GET", "POST"]),
             Route(p["lookup"], self.lookup),
+            *heavy_routes(),
             *self.extra_routes(),
         ]
         return Starlette(routes=routes, middleware=[Middleware(FaultMiddleware, portal=self)])

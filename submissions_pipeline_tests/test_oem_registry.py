@@ -83,6 +83,11 @@ def test_the_repository_registers_the_three_sandbox_oems_with_valid_settings():
             "schedule.nightly_cron",
         ),
         (
+            "northwind/oem.toml",
+            'display_name = "N"\n[browser]\nblock_hosts = ["http://ads.example.com/x"]\n',
+            "browser.block_hosts",
+        ),
+        (
             "registry.toml",
             '[northwind]\nadapter = "adapters.northwind:NorthwindAdapter"\nsandbx = true\n',
             "unknown key 'sandbx'",

@@ -6,6 +6,7 @@ typo is reported instead of silently ignored.
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +43,29 @@ class OemSchedule(_Strict):
         return tz
 
 
+_HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+
+
+class OemBrowser(_Strict):
+    """What the worker's browser may leave out on this portal, without touching isolation."""
+
+    block_hosts: list[str] = Field(
+        default_factory=list,
+        description="Third-party hosts the portal's pages call but do not need to work "
+        "(analytics, tag managers, chat widgets): never resolved, so a slow one cannot hold "
+        "a page up. `*.example.com` matches the subdomains. Cookies and storage are not "
+        "touched: every job still has a context of its own.",
+    )
+
+    @field_validator("block_hosts")
+    @classmethod
+    def _hostnames(cls, hosts: list[str]) -> list[str]:
+        bad = [h for h in hosts if not _HOST_PATTERN.match(h)]
+        if bad:
+            raise ValueError(f"not a host name or *.domain pattern: {bad}")
+        return hosts
+
+
 class OemSettings(_Strict):
     """Everything about one OEM that is not how to drive its portal (that is the selectors)."""
 
@@ -63,4 +87,8 @@ class OemSettings(_Strict):
     fleet: FleetPolicy = Field(
         default_factory=FleetPolicy,
         description="Autoscaling bounds of the OEM's workers (see fleet.py).",
+    )
+    browser: OemBrowser = Field(
+        default_factory=OemBrowser,
+        description="Requests the worker's browser leaves out on this portal.",
     )

@@ -65,7 +65,9 @@ async def run_batch_async(cfg: BatchConfig, deps: RunnerDeps) -> BatchReport:
         report.finished_at = datetime.now(UTC)
         return report
 
-    async with BrowserWorker(cfg.browser, cfg.evidence, deps.home) as worker:
+    async with BrowserWorker(
+        cfg.browser, cfg.evidence, deps.home, block_hosts=deps.blocked_hosts()
+    ) as worker:
         await pull_jobs(cfg, deps, worker, report)
         report.browser_launches = worker.launches
         report.browser_crashes = worker.crashes

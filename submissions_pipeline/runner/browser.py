@@ -8,13 +8,19 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import playwright
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 
-from submissions_pipeline.runner.config import CHROMIUM_ARGS, BrowserSettings, EvidenceSettings
+from submissions_pipeline.runner.config import (
+    CHROMIUM_ARGS,
+    BrowserSettings,
+    EvidenceSettings,
+    blocking_args,
+)
 
 
 def ensure_video_support(root: Path) -> None:
@@ -55,8 +61,17 @@ class BrowserWorker:
     after `recycle_browser_after` jobs, once in-flight contexts drain, or at once when it died.
     """
 
-    def __init__(self, settings: BrowserSettings, evidence: EvidenceSettings, home: Path):
+    def __init__(
+        self,
+        settings: BrowserSettings,
+        evidence: EvidenceSettings,
+        home: Path,
+        *,
+        block_hosts: Iterable[str] = (),
+    ):
         self.settings = settings
+        #: The OEMs' third-party hosts this browser never resolves (`[browser] block_hosts`).
+        self.block_hosts = sorted(set(block_hosts))
         self.evidence = evidence
         self.home = home
         self._pw: Playwright | None = None
@@ -110,7 +125,7 @@ class BrowserWorker:
         self._browser = await self._pw.chromium.launch(
             executable_path=self.settings.executable_path,
             headless=self.settings.headless,
-            args=CHROMIUM_ARGS,
+            args=[*CHROMIUM_ARGS, *blocking_args(self.block_hosts)],
         )
         self._jobs_since_launch = 0
         self._relaunch_requested = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, Field, model_validator
@@ -69,6 +70,19 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-extensions",
 ]
+
+
+def blocking_args(hosts: Iterable[str]) -> list[str]:
+    """Chromium flags that leave `hosts` unresolved (each OEM's `[browser] block_hosts`).
+
+    Resolved in the browser's network service, so a blocked request costs nothing and nothing
+    passes through the driver: routing each request through Playwright to drop a few would
+    make every other request pay a round trip.
+    """
+    wanted = sorted(set(hosts))
+    if not wanted:
+        return []
+    return ["--host-resolver-rules=" + ", ".join(f"MAP {h} ~NOTFOUND" for h in wanted)]
 
 
 class BrowserSettings(BaseModel):

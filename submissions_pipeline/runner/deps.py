@@ -27,6 +27,13 @@ class RunnerDeps:
     clock: Callable[[], datetime] = utcnow
     #: Called after each renewed lease (a fleet worker counts them and reads them as liveness).
     on_lease_renewed: Callable[[], None] | None = None
+    #: The worker's CPU seconds so far (this process, the driver and the browser tree), read at
+    #: each step's start and end: the benchmark's CPU per step. None (nothing read) in service.
+    cpu_clock: Callable[[], float] | None = None
+
+    def blocked_hosts(self) -> list[str]:
+        """Every OEM's third-party hosts this worker's browser leaves unresolved."""
+        return sorted({h for a in self.adapters.values() for h in a.settings.browser.block_hosts})
 
     def base_url(self, oem: str) -> str:
         """Where this OEM's portal lives; a missing address is a configuration error."""

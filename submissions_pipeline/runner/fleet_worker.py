@@ -126,7 +126,12 @@ class FleetWorker:
         server.start()
         log.info("%s: probes and metrics on port %d", self.worker_id, server.port)
         try:
-            async with BrowserWorker(self.cfg.browser, self.cfg.evidence, self.deps.home) as b:
+            async with BrowserWorker(
+                self.cfg.browser,
+                self.cfg.evidence,
+                self.deps.home,
+                block_hosts=self.deps.blocked_hosts(),
+            ) as b:
                 self.health.browser_up = True
                 watchers = [
                     asyncio.ensure_future(self._tick(b)),

@@ -70,6 +70,8 @@ class JobOutcome(BaseModel):
     alert: bool = False
     manifest_key: str | None = None
     step_seconds: dict[str, float] = {}
+    #: CPU seconds per step, when the worker was given a CPU clock (the benchmark).
+    step_cpu_s: dict[str, float] = {}
 
 
 @dataclass
@@ -101,7 +103,7 @@ class _Attempt:
         self.deps = deps
         self.cfg = cfg
         self.worker_id = worker_id
-        self.clock = StepClock(cfg.budgets)
+        self.clock = StepClock(cfg.budgets, deps.cpu_clock)
         self.log: list[str] = []
         self.reference: str | None = None
         self.reconciled = False
@@ -320,6 +322,7 @@ def _outcome(a: _Attempt, manifest: EvidenceManifest | None) -> JobOutcome:
         seconds=round(a.clock.elapsed_s, 3),
         manifest_key=(job.evidence or {}).get("manifest_key"),
         step_seconds={t.step: round(t.seconds, 3) for t in a.clock.timings},
+        step_cpu_s={t.step: round(t.cpu_s, 4) for t in a.clock.timings if t.cpu_s is not None},
     )
 
 

@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.timeout(240
 TARGETS = {
     "runner vs bare",
     "runner vs evidence-matched",
+    "runner vs bare, heavy pages",
     "full pipeline vs bare",
+    "step budgets",
     "latency-bound scaling",
     "process-per-job memory",
     "memory stays flat",
@@ -40,6 +42,7 @@ def tiny_plan() -> BenchPlan:
                 jobs=2,
             ),
             Cell(scenario="latency", cap=2, variants=["bare"], jobs=2),
+            Cell(scenario="heavy", cap=1, variants=["bare", "runner"], jobs=2),
         ],
         memory_jobs=4,
         memory_every=2,
@@ -79,6 +82,14 @@ def test_one_invocation_measures_every_variant_and_writes_json_table_and_chart(
     assert bare.ratio_to["bare"] == 1.0
     latency = next(r for r in report.throughput if r.scenario == "latency")
     assert latency.step_p95_s["search"] >= 2.0, "the latency-bound search did not take 2 s"
+    # At cap 1 every step's CPU is read, and the job's CPU outside its steps is 'other'.
+    for variant in ("bare", "runner"):
+        heavy = report.find("heavy", variant, 1)
+        assert heavy is not None and heavy.status == "ok", heavy
+        assert {"login", "search", "fill", "submit", "other"} <= set(heavy.step_cpu_s), heavy
+        assert all(v >= 0 for v in heavy.step_cpu_s.values())
+        assert heavy.step_cpu_s["fill"] > 0
+    assert not bare.step_cpu_s, "CPU per step is only read at cap 1"
 
     memory = report.memory
     assert memory is not None and memory.status == "ok", report.memory_status
@@ -100,13 +111,14 @@ def test_one_invocation_measures_every_variant_and_writes_json_table_and_chart(
     assert png_path.read_bytes().startswith(b"\x89PNG")
     table = (tmp_path / "latest.md").read_text()
     assert "Targets:" in table and "x bare" in table
+    assert "CPU seconds per job by step" in table and "Top offender" in table
     assert any("wrote" in line for line in lines)
 
 
 def test_command_line_overrides_shape_the_plan():
     plan = plan_for(full=True, jobs=50, caps=[2, 1], variants=["bare", "runner"])
     assert {(c.scenario, c.cap) for c in plan.cells} == {
-        (s, cap) for s in ("cpu", "latency") for cap in (1, 2)
+        (s, cap) for s in ("cpu", "latency", "heavy") for cap in (1, 2)
     }
     assert all(c.variants == ["bare", "runner"] for c in plan.cells)
     assert all(c.jobs == 50 for c in plan.cells if c.scenario == "cpu")

@@ -277,3 +277,36 @@ def test_a_taken_port_is_reported_not_ignored(sandbox_server):
     taken = sandbox_server.port("northwind")
     with pytest.raises(SandboxError, match="cannot bind"):
         SandboxServer({"northwind": taken}, oems=["northwind"]).start()
+
+
+def test_heavy_pages_weigh_what_real_portals_do_and_call_a_slow_third_party(
+    sandbox, portal_flow, page
+):
+    from sandbox.heavy import heavy_assets, third_party_requests
+
+    sandbox.configure("northwind", heavy_pages=True, third_party_delay_ms=1500)
+    flow = portal_flow("northwind")
+    received: dict[str, int] = {}
+    page.on("response", lambda r: received.update({r.url: len(r.body())}) if r.ok else None)
+    before = third_party_requests()
+
+    started = time.monotonic()
+    flow.goto(flow.spec.login_path)  # waits for `load`, which the slow third party holds up
+    loaded = time.monotonic() - started
+
+    # The bundle ran before the page could be used, and every asset came with it.
+    assert page.evaluate("window.portalApp.ready && window.portalApp.modules") == 6_500
+    assert sum(received.values()) >= heavy_assets().total_bytes > 2_000_000
+    assert any(url.endswith("/static/portal-sans.ttf") for url in received)
+    assert page.locator("img[src='/static/hero.png']").evaluate("i => i.naturalWidth") == 480
+    assert any(url.startswith("http://analytics.localhost:") for url in received)
+    assert third_party_requests() == before + 1
+    assert loaded >= 1.5
+    flow.login()  # and the portal still works
+
+
+def test_heavy_pages_are_off_by_default(sandbox, portal_flow, page):
+    flow = portal_flow("northwind")
+    flow.goto(flow.spec.login_path)
+    assert page.evaluate("window.portalApp === undefined")
+    assert page.locator("script[src], img").count() == 0
