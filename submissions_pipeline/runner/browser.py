@@ -23,6 +23,15 @@ from submissions_pipeline.runner.config import (
 )
 
 
+def _running(pid: int) -> bool:
+    """Whether a process still runs (a zombie awaiting its parent's wait does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
 def ensure_video_support(root: Path) -> None:
     """Point Playwright's video recorder at Debian's ffmpeg (it cannot download its own).
 
@@ -81,7 +90,7 @@ class BrowserWorker:
         self._drained = asyncio.Event()
         self._drained.set()
         self._launch_lock = asyncio.Lock()
-        self._spare: asyncio.Task[JobContext] | None = None
+        self._spare: asyncio.Task[JobContext | None] | None = None
         self._relaunch_requested = False
         self.launches = 0
         self.crashes = 0
@@ -143,28 +152,57 @@ class BrowserWorker:
         """Contexts handed to jobs and not yet closed."""
         return self._open
 
+    def _relaunch_due(self) -> bool:
+        alive = self._browser is not None and self._browser.is_connected()
+        due = (
+            self._jobs_since_launch >= self.settings.recycle_browser_after
+            or self._relaunch_requested
+        )
+        return not alive or due
+
     async def _ensure_browser(self) -> Browser:
         async with self._launch_lock:
-            alive = self._browser is not None and self._browser.is_connected()
-            due = (
-                self._jobs_since_launch >= self.settings.recycle_browser_after
-                or self._relaunch_requested
-            )
-            if not alive or due:
+            if self._relaunch_due():
                 await self._drop_spare()
-                if not alive:
+                if self._browser is None or not self._browser.is_connected():
                     self.crashes += 1
                 else:
                     await self._drained.wait()  # let in-flight jobs finish on the old browser
                 if self._browser is not None:
-                    with contextlib.suppress(Exception):
-                        await self._browser.close()
+                    await self._close_browser(self._browser)
                 await self._launch()
             assert self._browser is not None
             return self._browser
 
+    async def _close_browser(self, browser: Browser) -> None:
+        """Close the browser and wait (a few seconds at most) until its processes are gone,
+        so the next one never runs beside the remains of the last: two trees at once are
+        the peak a relaunch would otherwise add."""
+        pids: list[int] = []
+        with contextlib.suppress(Exception):
+            pids = [pid for group in (await self.process_ids()).values() for pid in group]
+        with contextlib.suppress(Exception):
+            await browser.close()
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while pids and asyncio.get_running_loop().time() < deadline:
+            pids = [pid for pid in pids if _running(pid)]
+            if pids:
+                await asyncio.sleep(0.05)
+
     async def _create(self, record_video: bool) -> JobContext:
-        browser = await self._ensure_browser()
+        return await self._new_context(await self._ensure_browser(), record_video)
+
+    async def _prewarm(self, record_video: bool) -> JobContext | None:
+        """The next job's context, opened ahead of need on the browser that is there, or
+        nothing when that browser is about to be replaced: a pre-warm never starts a relaunch
+        (it would wait for the job that asked for it and then hold a context nobody takes)."""
+        # Checked without waiting for the lock: a relaunch under way holds it and awaits this
+        # very task (`_drop_spare`).
+        if self._launch_lock.locked() or self._relaunch_due() or self._browser is None:
+            return None
+        return await self._new_context(self._browser, record_video)
+
+    async def _new_context(self, browser: Browser, record_video: bool) -> JobContext:
         video_dir = Path(tempfile.mkdtemp(prefix="video-")) if record_video else None
         w, h = self.settings.viewport
         vw, vh = self.evidence.video_size
@@ -184,7 +222,8 @@ class BrowserWorker:
             spare, self._spare = self._spare, None
             with contextlib.suppress(Exception):
                 jc = await spare
-                await jc.context.close()
+                if jc is not None:
+                    await jc.context.close()
 
     async def open_context(
         self, *, record_video: bool, storage_state: dict | None = None
@@ -195,7 +234,9 @@ class BrowserWorker:
             spare, self._spare = self._spare, None
             try:
                 candidate = spare.result()
-                if (
+                if candidate is None:
+                    jc = None
+                elif (
                     (candidate.video_dir is not None) == record_video
                     and (self._browser is not None and self._browser.is_connected())
                     and self._jobs_since_launch < self.settings.recycle_browser_after
@@ -214,7 +255,7 @@ class BrowserWorker:
         if storage_state and storage_state.get("cookies"):
             await jc.context.add_cookies(storage_state["cookies"])
         if self.settings.prewarm and self._spare is None:
-            self._spare = asyncio.ensure_future(self._create(record_video))
+            self._spare = asyncio.ensure_future(self._prewarm(record_video))
         return jc
 
     async def close_context(self, jc: JobContext) -> Path | None:
