@@ -30,6 +30,7 @@ from submissions_pipeline.runner import (
     RunnerDeps,
     run_batch,
 )
+from submissions_pipeline.settings import load_settings
 from submissions_pipeline.store import JobStore
 
 S = SubmissionState
@@ -126,6 +127,9 @@ def run_runner(
             browser=BrowserSettings(
                 context_cap=cap,
                 executable_path=executable_path,
+                # The folder the harness set up once for every variant's video: a scratch one
+                # would be deleted after this run, under the next variant's driver.
+                browsers_path=load_settings().browsers_path,
                 **(
                     {"recycle_browser_after": recycle_browser_after}
                     if recycle_browser_after
