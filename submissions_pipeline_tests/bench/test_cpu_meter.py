@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
-from bench.pss import TreeCpuMeter
+from bench.pss import MEASURING, TreeCpuMeter, client_cpu_seconds, step_cpu_seconds
 
 BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
 
@@ -48,3 +49,19 @@ def test_the_portal_is_not_the_clients_cost():
         meter.close()
     assert client.pid in counted, "the meter never saw a plain child"
     assert portal.pid not in counted
+
+
+def test_the_meters_own_reading_is_not_the_clients_cost():
+    client_cpu_seconds()  # the process-wide meter is running
+    # A meter scanning without pause: every CPU second it spends is measuring, not work.
+    busy = TreeCpuMeter(period_s=0.001)
+    try:
+        m0, c0, s0 = MEASURING.seconds(), client_cpu_seconds(), step_cpu_seconds()
+        time.sleep(1.0)
+        m1, c1, s1 = MEASURING.seconds(), client_cpu_seconds(), step_cpu_seconds()
+    finally:
+        busy.close()
+    assert m1 - m0 >= 0.2, f"the busy meter spent only {m1 - m0:.2f} CPU s measuring"
+    # This process only slept: what the readings cost is theirs, not the client's.
+    assert c1 - c0 < 0.1, f"an idle second counted {c1 - c0:.2f} CPU s"
+    assert s1 - s0 < 0.1, f"an idle second counted {s1 - s0:.2f} CPU s per step"
