@@ -126,7 +126,7 @@ def quick_plan() -> BenchPlan:
     return BenchPlan(
         mode="quick",
         cells=[
-            Cell(scenario="cpu", cap=1, variants=["bare", "runner"], jobs=15),
+            Cell(scenario="cpu", cap=1, variants=["bare", "evidence", "runner"], jobs=15),
             Cell(scenario="cpu", cap=2, variants=quick_variants, jobs=20),
             Cell(scenario="cpu", cap=4, variants=["bare", "process_per_job"], jobs=20),
             Cell(scenario="latency", cap=1, variants=["bare", "runner"], jobs=16),
@@ -282,7 +282,8 @@ def _run_variant(
     from submissions_pipeline.runner.config import CHROMIUM_ARGS
 
     # CPU per step only at cap 1: with two jobs at once, one job's step pays for the other's.
-    step_cpu = step_cpu_seconds if cap == 1 and variant in ("bare", "runner") else None
+    # The evidence-matched baseline too: the runner minus it is the runner's own bookkeeping.
+    step_cpu = step_cpu_seconds if cap == 1 and variant in ("bare", "evidence", "runner") else None
     if variant in ("bare", "evidence", "process_per_job"):
         settings = BaselineSettings(
             executable_path=executable,

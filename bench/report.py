@@ -377,20 +377,30 @@ def step_cpu_table(report: BenchReport) -> str:
     offender = top_cpu_offender(report)
     if offender:
         text += f"\n\nTop offender (runner minus bare, CPU s per job): {offender}"
+    own = top_cpu_offender(report, against="evidence")
+    if own:
+        text += (
+            "\nThe runner's own cost (runner minus evidence-matched, the same evidence by "
+            f"Playwright's API alone): {own}"
+        )
     return text
 
 
-def top_cpu_offender(report: BenchReport) -> str | None:
-    """The step where the runner spends the most CPU beyond bare at cap 1 (None unmeasured)."""
+def top_cpu_offender(report: BenchReport, against: str = "bare") -> str | None:
+    """The step where the runner spends the most CPU beyond the `against` baseline at cap 1,
+    and the whole job's difference (None unmeasured)."""
     for scenario in ("cpu", "heavy", "latency"):
-        bare, runner = report.find(scenario, "bare", 1), report.find(scenario, "runner", 1)
-        if bare and runner and bare.step_cpu_s and runner.step_cpu_s:
+        base, runner = report.find(scenario, against, 1), report.find(scenario, "runner", 1)
+        if base and runner and base.step_cpu_s and runner.step_cpu_s:
             gaps = {
-                s: runner.step_cpu_s.get(s, 0.0) - bare.step_cpu_s.get(s, 0.0)
-                for s in {*bare.step_cpu_s, *runner.step_cpu_s}
+                s: runner.step_cpu_s.get(s, 0.0) - base.step_cpu_s.get(s, 0.0)
+                for s in {*base.step_cpu_s, *runner.step_cpu_s}
             }
             step, gap = max(gaps.items(), key=lambda kv: kv[1])
-            return f"{step} +{gap:.3f} s ({SCENARIO_LABELS[scenario].split(' ')[0]})"
+            return (
+                f"{step} {gap:+.3f} s, whole job {sum(gaps.values()):+.3f} s "
+                f"({SCENARIO_LABELS[scenario].split(' ')[0]})"
+            )
     return None
 
 

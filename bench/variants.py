@@ -238,7 +238,12 @@ def run_pipeline(
             "crm": EmbeddedCrmResource(db_url=db_url),
             "artifacts": LocalArtifactStoreResource(root=str(scratch / "artifacts"), env="dev"),
             "browser": BrowserResource(
-                home=str(scratch), context_cap=cap, executable_path=executable_path
+                home=str(scratch),
+                context_cap=cap,
+                executable_path=executable_path,
+                # The harness's folder, as for the runner: the driver's environment keeps the
+                # path, and a scratch one would be deleted under the next variant's videos.
+                browsers_path=str(load_settings().browsers_path),
             ),
             "credentials": CredentialsResource(credentials_file=str(creds)),
             "portals": PortalsResource(urls={BENCH_OEM: base_url}),

@@ -42,7 +42,7 @@ def tiny_plan() -> BenchPlan:
                 jobs=2,
             ),
             Cell(scenario="latency", cap=2, variants=["bare"], jobs=2),
-            Cell(scenario="heavy", cap=1, variants=["bare", "runner"], jobs=2),
+            Cell(scenario="heavy", cap=1, variants=["bare", "evidence", "runner"], jobs=2),
         ],
         memory_jobs=4,
         memory_every=2,
@@ -83,7 +83,7 @@ def test_one_invocation_measures_every_variant_and_writes_json_table_and_chart(
     latency = next(r for r in report.throughput if r.scenario == "latency")
     assert latency.step_p95_s["search"] >= 2.0, "the latency-bound search did not take 2 s"
     # At cap 1 every step's CPU is read, and the job's CPU outside its steps is 'other'.
-    for variant in ("bare", "runner"):
+    for variant in ("bare", "evidence", "runner"):
         heavy = report.find("heavy", variant, 1)
         assert heavy is not None and heavy.status == "ok", heavy
         assert {"login", "search", "fill", "submit", "other"} <= set(heavy.step_cpu_s), heavy
@@ -112,6 +112,7 @@ def test_one_invocation_measures_every_variant_and_writes_json_table_and_chart(
     table = (tmp_path / "latest.md").read_text()
     assert "Targets:" in table and "x bare" in table
     assert "CPU seconds per job by step" in table and "Top offender" in table
+    assert "runner minus evidence-matched" in table
     assert any("wrote" in line for line in lines)
 
 
