@@ -42,7 +42,14 @@ class DaemonSoakConfig(BaseModel):
     monitoring_poll_s: int = Field(10, ge=1, description="Run monitoring's poll interval.")
     retry_time_scale: float = Field(0.02, gt=0, description="2-10 min retries -> 2.4-12 s.")
     kills: int = Field(4, ge=0, description="Run workers SIGKILLed at random times.")
-    settle_minutes: float = Field(8, ge=0, description="Time allowed to settle afterwards.")
+    settle_minutes: float = Field(
+        15,
+        ge=0,
+        description="The most time allowed to settle afterwards (it ends when every case has). "
+        "A case may need six or seven runs in a row (a 503, a submit whose outcome is unknown, "
+        "lookups until absence is proven, a resubmit), each a whole run of a minute or more on "
+        "a loaded machine: the retry delays are compressed, a run's start-up is not.",
+    )
     browser_slots: int = 2
     error_rate: float = Field(0.03, ge=0, le=1, description="Sandbox 503 share per page.")
     popup_rate: float = Field(0.2, ge=0, le=1, description="Sandbox pop-up share per page.")
@@ -64,6 +71,7 @@ class DaemonSoakReport(BaseModel):
     orphaned_jobs: int
     dead_run_slots: int
     unsettled_cases: int
+    unsettled: list[str] = Field(default_factory=list, description="Each unsettled case's job.")
     cases_by_crm_status: dict[str, int]
     duplicates: int
     max_queue_age_s: float
@@ -116,6 +124,7 @@ class DaemonSoakReport(BaseModel):
             f"connections terminated, {self.daemon_restarts} daemon restart(s)",
         ]
         lines += [f"  FAILED: {f}" for f in self.failures]
+        lines += [f"    not settled: {u}" for u in self.unsettled]
         return "\n".join(lines)
 
 
@@ -319,6 +328,32 @@ def _unsettled(crm: Any) -> int:
     return sum(c.status in waiting for c in crm.list_cases())
 
 
+def _unsettled_jobs(crm: Any, store: Any) -> list[str]:
+    """Where each unsettled case's job stands, so a failed soak says what it waited for."""
+    from submissions_pipeline.crm import CrmStatus
+
+    waiting = {
+        c.case_id: c.status.value
+        for c in crm.list_cases()
+        if c.status in (CrmStatus.NEW, CrmStatus.IN_PROGRESS)
+    }
+    jobs = {j.case_id: j for j in store.list_jobs() if j.case_id in waiting}
+    out = []
+    for case_id, status in sorted(waiting.items()):
+        job = jobs.get(case_id)
+        out.append(
+            f"{case_id} (CRM {status}): "
+            + (
+                f"job {job.job_id} {job.state.value}, try {job.tries}, last step "
+                f"{job.last_step}, reason {job.reason_code.value if job.reason_code else None}, "
+                f"updated {job.updated_at:%H:%M:%S}"
+                if job
+                else "no job"
+            )
+        )
+    return out
+
+
 def _settle(cfg: DaemonSoakConfig, crm: Any, store: Any, echo: Callable[[str], None]) -> None:
     deadline = time.monotonic() + cfg.settle_minutes * 60
     while time.monotonic() < deadline and (left := _unsettled(crm)):
@@ -376,6 +411,7 @@ def _report(cfg, cases, crm, store, instance, stack, chaos, max_age) -> DaemonSo
         orphaned_jobs=len(store.list_jobs(states=LEASED_STATES)),
         dead_run_slots=dead_slots,
         unsettled_cases=_unsettled(crm),
+        unsettled=_unsettled_jobs(crm, store),
         cases_by_crm_status=dict(Counter(c.status.value for c in crm.list_cases())),
         duplicates=duplicates,
         max_queue_age_s=round(max_age, 1),

@@ -45,8 +45,10 @@ class Settings(BaseSettings):
     description names another one.
     """
 
+    # An empty variable is an unset one: `PLAYWRIGHT_BROWSERS_PATH=` would otherwise be the
+    # working folder, and `SUBMISSIONS_DB_URL=` a URL that no engine accepts.
     model_config = SettingsConfigDict(
-        env_prefix="SUBMISSIONS_", extra="ignore", populate_by_name=True
+        env_prefix="SUBMISSIONS_", extra="ignore", populate_by_name=True, env_ignore_empty=True
     )
 
     env: Environment = Field("dev", description="dev | stage | prod: the resource set.")

@@ -119,6 +119,20 @@ def test_stage_and_prod_swap_the_whole_resource_set_from_the_environment(
         assert "s3cret" not in repr(resources)
 
 
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("SUBMISSIONS_HOME", str(tmp_path))
+    for name in ("PLAYWRIGHT_BROWSERS_PATH", "SUBMISSIONS_DB_URL", "SUBMISSIONS_SENSOR_INTERVAL_S"):
+        monkeypatch.setenv(name, "")
+    settings = load_settings()
+    # Not the working folder: the driver would link its ffmpeg into the checkout.
+    assert settings.browsers_path == tmp_path / "pw-browsers"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'submissions.db'}"
+    assert settings.sensor_interval_s is None
+    monkeypatch.setenv("SUBMISSIONS_ENV", "prod")
+    with pytest.raises(SettingsError, match="SUBMISSIONS_DB_URL"):
+        resource_set(load_settings())
+
+
 def test_an_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SUBMISSIONS_ENV", "production")
     with pytest.raises(ValueError, match="'dev', 'stage' or 'prod'"):
