@@ -29,7 +29,9 @@ from bench.sandbox_process import stop_processes
 from bench.soak import (
     SoakConfig,
     SoakReport,
+    _busiest_dealer,
     _chart,
+    _lagging_adapters,
     _report,
     _settled,
     seed_soak_cases,
@@ -150,7 +152,13 @@ def _drop_database(server: str, name: str) -> None:
 
 
 def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) -> FleetSoakReport:
-    """Run the fleet soak in a fresh home and database; write report.json (and chart.png)."""
+    """Run the fleet soak in a fresh home and database; write report.json (and chart.png).
+
+    Like the in-process soak, one portal's lookup lags behind its records (its OEM trusts no
+    miss) and one dealer has a short password: here the worker processes are the ones that
+    reconcile on it and that must keep the password out of their traces and logs.
+    """
+    from sandbox.accounts import password_overrides
     from submissions_pipeline.demo import demo_environment, sandbox_oems
     from submissions_pipeline.launcher import launch_nightly, persistent_instance
     from submissions_pipeline.settings import exported_environment, load_settings
@@ -171,17 +179,37 @@ def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) ->
         "SUBMISSIONS_RETRY_TIME_SCALE": str(cfg.retry_time_scale),
         "DAGSTER_HOME": None,
     }
+    lag = cfg.lagging_portal if cfg.lagging_portal and cfg.lagging_portal.oem in oems else None
+    # The workers inherit the adapters folder with the lagging OEM's policy.
+    fresh |= _lagging_adapters(cfg.model_copy(update={"lagging_portal": lag}), home)
+    dealer = None
     try:
         with exported_environment(fresh):
             settings = load_settings()
             cases, invalid = seed_soak_cases(db_url, cfg, oems)
             echo(f"fleet soak: {cases} cases, {cfg.workers} workers on PostgreSQL ({name})")
+            if cfg.short_password and cfg.short_password_oem in oems:
+                dealer = _busiest_dealer(db_url, cfg.short_password_oem)
+            # The portals (in this process) accept it and the credentials file the workers
+            # read hands it out, both written inside the block below.
+            short = {(cfg.short_password_oem, dealer): cfg.short_password} if dealer else {}
+            echo(
+                f"  lagging portal {lag and lag.model_dump()}; short password for "
+                f"{cfg.short_password_oem}/{dealer}"
+            )
             started, t0 = datetime.now(UTC), time.monotonic()
             runs = failed_runs = rounds = 0
             with (
+                password_overrides(short),
                 demo_environment(oems, sandbox_knobs=cfg.faults) as demo,
                 persistent_instance(demo.dagster_home, browser_slots=1) as instance,
             ):
+                if lag is not None:
+                    demo.sandbox.configure(
+                        lag.oem,
+                        search_lag_s=lag.search_lag_s,
+                        drop_after_submit_rate=lag.drop_after_submit_rate,
+                    )
                 with _Fleet(cfg, home) as fleet:
                     job = soak_nightly_job(settings, demo, db_url, cfg.retry_time_scale)
                     store = JobStore.from_url(db_url, migrate_schema=False)
@@ -215,6 +243,7 @@ def run_fleet_soak(cfg: FleetSoakConfig, echo: Callable[[str], None] = print) ->
     finally:
         if not cfg.keep_database:
             _drop_database(cfg.pg_url, name)
+    base.short_password_dealer = f"{cfg.short_password_oem}/{dealer}" if dealer else None
     report = FleetSoakReport(
         **base.model_dump(),
         database=name,

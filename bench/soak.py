@@ -444,8 +444,11 @@ def _report(
 
     ledger = check_ledgers(ledgers, crm_cases)
     stuck = find_stuck(crm_cases, jobs, served=ledgers)
+    # The whole home: evidence, the job store and CRM (SQLite), Dagster's event log and compute
+    # logs, the workers' logs; only the credentials file itself holds the secrets.
+    credentials_file = settings.home / "sandbox-credentials.json"
     secrets = scan_for_secrets(
-        settings.home / "artifacts", secret_values(settings.home / "sandbox-credentials.json")
+        settings.home, secret_values(credentials_file), exclude=frozenset({credentials_file})
     )
     fail_rate = failed / len(jobs) if jobs else 0.0
     p95 = _percentile(durations, 95)

@@ -112,9 +112,12 @@ def _short_pattern(secrets: list[str]) -> re.Pattern[bytes] | None:
     return re.compile(rb"(?<![A-Za-z0-9])(?:" + body + rb")(?![A-Za-z0-9])")
 
 
-def scan_for_secrets(root: Path, secrets: list[str]) -> SecretScan:
-    """Every artifact (trace archives opened) searched for every secret: a long one anywhere, a
-    short one (under the redactor's SHORT_SECRET) as a whole value outside images and videos."""
+def scan_for_secrets(
+    root: Path, secrets: list[str], exclude: frozenset[Path] = frozenset()
+) -> SecretScan:
+    """Every file under `root` but `exclude` (trace archives opened) searched for every secret:
+    a long one anywhere, a short one (under the redactor's SHORT_SECRET) as a whole value
+    outside images and videos."""
     from submissions_pipeline.redaction import SHORT_SECRET
 
     long_needles = [s.encode() for s in secrets if s and len(s) >= SHORT_SECRET]
@@ -122,7 +125,7 @@ def scan_for_secrets(root: Path, secrets: list[str]) -> SecretScan:
     hits: list[str] = []
     scanned = 0
     for path in sorted(root.rglob("*")) if root.exists() else []:
-        if not path.is_file():
+        if not path.is_file() or path in exclude:
             continue
         data = path.read_bytes()
         blobs = [data]
