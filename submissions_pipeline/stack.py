@@ -6,9 +6,13 @@ monitoring and run retries for crashed runs, the job store on the same PostgreSQ
 sandbox portals. Runs execute in their own processes, launched by the daemon's queue, which is
 what production does and what `make run` (in-process) does not exercise.
 
-The two servers run in their own process groups with default signal handling; stopping the stack
-stops both groups and whatever they started (code servers, run workers, browsers), so nothing is
-left behind after Ctrl-C or SIGTERM.
+The code location runs in a code server of its own (`dagster code-server start`), which the
+webserver and the daemon reach over gRPC, as a production deployment has it: the run workers are
+the code server's children, so restarting the daemon (a changed `dagster.yaml`, an upgrade)
+leaves the night's runs in flight running instead of killing them with the daemon's own code
+server. The three run in their own process groups with default signal handling; stopping the
+stack stops every group and whatever it started (run workers, browsers), so nothing is left
+behind after Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -98,6 +103,31 @@ def write_instance_yaml(home: Path, dagster_url: str, *, poll_s: int = 30) -> Pa
     return path
 
 
+#: The code location's name: the one the repository's `workspace.yaml` (a python_module entry)
+#: gives it, so runs, schedules and sensors keep their origin however the location is served.
+LOCATION_NAME = "submissions_pipeline.definitions"
+
+
+def write_workspace_yaml(home: Path, grpc_port: int) -> Path:
+    """The workspace the webserver and the daemon load: the stack's code server, over gRPC."""
+    path = home / "workspace.yaml"
+    path.write_text(
+        "# Written by `submissions up`: the code location served by its own code server.\n"
+        "load_from:\n"
+        "  - grpc_server:\n"
+        "      host: 127.0.0.1\n"
+        f"      port: {grpc_port}\n"
+        f'      location_name: "{LOCATION_NAME}"\n'
+    )
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass
 class StackConfig:
     """What `make up` starts; the scheduler soak starts the same stack, accelerated."""
@@ -174,6 +204,7 @@ class Stack:
         self.config = config
         self.daemon: subprocess.Popen[bytes] | None = None
         self.webserver: subprocess.Popen[bytes] | None = None
+        self.code_server: subprocess.Popen[bytes] | None = None
         self.portal_urls: dict[str, str] = {}
         self.sandbox: Any = None  # the sandbox server: knobs and ledgers
         self._exit = contextlib.ExitStack()
@@ -195,7 +226,7 @@ class Stack:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for proc in (self.webserver, self.daemon):
+        for proc in (self.webserver, self.daemon, self.code_server):
             if proc is not None and proc.poll() is None:
                 try:
                     stop_group(proc)
@@ -230,7 +261,27 @@ class Stack:
         with persistent_instance(cfg.dagster_home, browser_slots=cfg.browser_slots):
             pass  # sizes the browser pool in the instance's storage
         bindir = Path(sys.executable).parent
-        workspace = str(PROJECT_ROOT / "workspace.yaml")
+        grpc_port = _free_port()
+        self.code_server = start_group(
+            [
+                str(bindir / "dagster"),
+                "code-server",
+                "start",
+                "-m",
+                "submissions_pipeline.definitions",
+                "-d",
+                str(PROJECT_ROOT),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(grpc_port),
+                "--location-name",
+                LOCATION_NAME,
+            ],
+            self.logs / "code-server.log",
+        )
+        self._wait_code_server(grpc_port)
+        workspace = str(write_workspace_yaml(cfg.home, grpc_port))
         self.daemon = start_group(
             [str(bindir / "dagster-daemon"), "run", "-w", workspace], self.logs / "daemon.log"
         )
@@ -248,11 +299,22 @@ class Stack:
         )
         self.wait_ready()
 
+    def _wait_code_server(self, port: int, timeout_s: float = 180) -> None:
+        """Wait until the code server listens: it loads the definitions before it serves."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.code_server is not None and self.code_server.poll() is not None:
+                raise RuntimeError(f"the code server exited; see {self.logs}/code-server.log")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"the code server did not listen within {timeout_s:.0f} s")
+
     def wait_ready(self, timeout_s: float = 180) -> None:
         """Wait until the webserver answers and has loaded the code location."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for proc in (self.webserver, self.daemon):
+            for proc in (self.webserver, self.daemon, self.code_server):
                 if proc is not None and proc.poll() is not None:
                     raise RuntimeError(f"{proc.args[0]} exited; see {self.logs}")
             with (
@@ -265,7 +327,8 @@ class Stack:
         raise TimeoutError(f"the webserver did not answer within {timeout_s:.0f} s")
 
     def restart_daemon(self) -> None:
-        """Stop the daemon and start it again (the soak's chaos; an operator's restart)."""
+        """Stop the daemon and start it again (the soak's chaos; an operator's restart); the
+        runs in flight belong to the code server and keep running."""
         assert self.daemon is not None
         argv = [str(a) for a in self.daemon.args]
         stop_group(self.daemon)
@@ -280,7 +343,8 @@ class Stack:
             for oem, url in self.portal_urls.items():
                 echo(f"  sandbox {oem:<10} {url}/")
             echo(f"  logs: {self.logs}   (Ctrl-C stops everything)")
-            while all(p is not None and p.poll() is None for p in (self.daemon, self.webserver)):
+            servers = (self.daemon, self.webserver, self.code_server)
+            while all(p is not None and p.poll() is None for p in servers):
                 time.sleep(1)
             return 1
         except KeyboardInterrupt:
