@@ -33,6 +33,23 @@ class QueueStats(BaseModel):
     finished_jobs_measured: int
 
 
+@dataclass(frozen=True)
+class JobSearch:
+    """What an operator looks for among the jobs (every field optional; empty means any).
+
+    The store answers it in SQL, one page at a time, so a console over months of nights reads
+    one page of jobs, not all of them.
+    """
+
+    oem: str = ""
+    state: str = ""
+    reason: str = ""
+    error_class: str = ""
+    updated_on: str = ""  # YYYY-MM-DD (UTC) of the last update
+    by: str = ""  # "automation", or "human": in the CRM without the automation's submission
+    text: str = ""  # part of a case id, VIN, portal reference or job id, any case
+
+
 class _Locked(NamedTuple):
     """What the caller checks read from the locked row: no need to validate a whole Job."""
 

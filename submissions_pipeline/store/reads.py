@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, and_, false, func, or_, select
 
 from submissions_pipeline.domain import CLAIMABLE_STATES, Job, JobEvent, SubmissionState
 from submissions_pipeline.domain.clock import Clock
 from submissions_pipeline.domain.stats import percentile
 from submissions_pipeline.store.errors import JobNotFound
-from submissions_pipeline.store.models import QueueStats, _aware, _row_to_job
+from submissions_pipeline.store.models import JobSearch, QueueStats, _aware, _row_to_job
 from submissions_pipeline.store.reconnect import reconnecting
 from submissions_pipeline.store.schema import job_events, job_steps, jobs
 from submissions_pipeline.store.statements import _SELECT_JOB
@@ -59,6 +59,25 @@ class JobReads:
             q = q.limit(limit)
         with self.engine.connect() as conn:
             return [_row_to_job(r) for r in conn.execute(q)]
+
+    @reconnecting
+    def find_jobs(
+        self, search: JobSearch, *, offset: int = 0, limit: int = 50
+    ) -> tuple[list[Job], int]:
+        """One page of the jobs `search` matches, newest update first, and how many match."""
+        where = _search_clauses(search)
+        page = (
+            select(jobs)
+            .where(*where)
+            .order_by(jobs.c.updated_at.desc(), jobs.c.job_id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        count = select(func.count()).select_from(jobs).where(*where)
+        with self.engine.connect() as conn:
+            found = [_row_to_job(r) for r in conn.execute(page)]
+            total = int(conn.execute(count).scalar_one())
+        return found, total
 
     @reconnecting
     def events(self, job_id: str | None = None) -> list[JobEvent]:
@@ -136,3 +155,32 @@ class JobReads:
             if job.state not in (S.FAILED_TERMINAL, S.DEAD_LETTERED):
                 return job
         return None
+
+
+def _search_clauses(search: JobSearch) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a search, the same SQL on SQLite and PostgreSQL."""
+    where: list[ColumnElement[bool]] = []
+    if search.oem:
+        where.append(jobs.c.oem == search.oem)
+    if search.state:
+        where.append(jobs.c.state == search.state)
+    if search.reason:
+        where.append(jobs.c.reason_code == search.reason)
+    if search.error_class:
+        where.append(jobs.c.failure["error_class"].as_string() == search.error_class)
+    if search.updated_on:
+        try:
+            day = datetime.combine(date.fromisoformat(search.updated_on), time(), UTC)
+        except ValueError:
+            return [false()]  # not a date: nothing was updated on it
+        where.append(and_(jobs.c.updated_at >= day, jobs.c.updated_at < day + timedelta(days=1)))
+    if search.by == "automation":
+        where.append(jobs.c.submitted_by_automation.is_(True))
+    elif search.by == "human":
+        where.append(jobs.c.submitted_by_automation.is_(False))
+        where.append(jobs.c.state == S.CRM_UPDATED.value)
+    if search.text:
+        needle = search.text.lower()
+        columns = (jobs.c.case_id, jobs.c.vin, func.coalesce(jobs.c.reference, ""), jobs.c.job_id)
+        where.append(or_(*(func.lower(c).contains(needle, autoescape=True) for c in columns)))
+    return where
