@@ -441,14 +441,14 @@ class SelectorDrivenAdapter(PortalAdapter):
         """Invalid data when the portal shows field errors or its page-level error summary."""
         summary = sel.errors.summary
         # One round trip on the happy path: anything invalid, or a summary at all? Only then are
-        # the messages read one by one. (A summary inside a frame cannot join the union.)
-        anything: Locator | None = page.locator('[aria-invalid="true"]')
-        if summary is not None and summary.frame is None:
-            anything = anything.or_(summary.locate(page))
-        elif summary is not None:
-            anything = None
-        if anything is not None and not await anything.count():
-            return
+        # the messages read one by one. A summary inside a frame cannot join that union, so with
+        # one the messages are always read.
+        if summary is None or summary.frame is None:
+            anything = page.locator('[aria-invalid="true"]')
+            if summary is not None:
+                anything = anything.or_(summary.locate(page))
+            if not await anything.count():
+                return
         keys = self._keys_by_label(sel)
         found = await self.field_errors(page)
         errors = {keys.get(label, label): msg for label, msg in found.items()}

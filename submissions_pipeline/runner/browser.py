@@ -79,8 +79,9 @@ class BrowserWorker:
         block_hosts: Iterable[str] = (),
     ):
         self.settings = settings
-        #: The OEMs' third-party hosts this browser never resolves (`[browser] block_hosts`).
-        self.block_hosts = sorted(set(block_hosts))
+        #: The OEMs' third-party hosts this browser never resolves (`[browser] block_hosts`);
+        #: `blocking_args` dedupes and orders them into the one flag.
+        self.block_hosts = list(block_hosts)
         self.evidence = evidence
         self.home = home
         self._pw: Playwright | None = None

@@ -33,7 +33,7 @@ class RunnerDeps:
 
     def blocked_hosts(self) -> list[str]:
         """Every OEM's third-party hosts this worker's browser leaves unresolved."""
-        return sorted({h for a in self.adapters.values() for h in a.settings.browser.block_hosts})
+        return [h for a in self.adapters.values() for h in a.settings.browser.block_hosts]
 
     def base_url(self, oem: str) -> str:
         """Where this OEM's portal lives; a missing address is a configuration error."""
