@@ -1,14 +1,16 @@
 """Keeps each OEM's go-live baseline and judges runs against it (rules in `domain.golive`).
 
-One small JSON file per OEM in a folder (`SUBMISSIONS_HOME/golive` by default): the clean runs
-counted so far and, once five are in a row, the baseline they made. Evidence TTLs never touch it.
+Per OEM, the clean runs counted so far and, once five are in a row, the baseline they made, as
+one JSON document in the job store (`golive_baselines`): every run of a deployment sees it,
+whether it executes on this machine or in a pod of its own. Evidence TTLs never touch it.
+Earlier versions kept it in a file per OEM under `SUBMISSIONS_HOME/golive`; such a file is
+read once, when the store has nothing for the OEM yet, and its state moves to the store.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -50,26 +52,34 @@ def run_stats(reports: list[BatchReport]) -> RunStats:
     )
 
 
+class GoLiveStore(Protocol):
+    """Where the states live (the job store)."""
+
+    def golive_state(self, oem: str) -> dict[str, Any] | None: ...
+
+    def save_golive_state(self, oem: str, state: dict[str, Any]) -> None: ...
+
+
 class GoLiveWatch:
-    """Baselines per OEM in `folder`."""
+    """Baselines per OEM in `store`; `legacy_folder` holds an earlier version's files."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def _path(self, oem: str) -> Path:
-        return self.folder / f"{oem}.json"
+    def __init__(self, store: GoLiveStore, legacy_folder: Path | None = None):
+        self.store = store
+        self.legacy_folder = legacy_folder
 
     def state(self, oem: str) -> GoLiveState:
-        path = self._path(oem)
-        if not path.exists():
-            return GoLiveState()
-        return GoLiveState.model_validate_json(path.read_text())
+        saved = self.store.golive_state(oem)
+        if saved is not None:
+            return GoLiveState.model_validate(saved)
+        legacy = self.legacy_folder / f"{oem}.json" if self.legacy_folder else None
+        if legacy is not None and legacy.exists():
+            state = GoLiveState.model_validate_json(legacy.read_text())
+            self._save(oem, state)  # from now on the store's
+            return state
+        return GoLiveState()
 
     def _save(self, oem: str, state: GoLiveState) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self._path(oem).with_suffix(".tmp")
-        tmp.write_text(json.dumps(state.model_dump(mode="json"), indent=2))
-        tmp.replace(self._path(oem))
+        self.store.save_golive_state(oem, state.model_dump(mode="json"))
 
     def observe(self, oem: str, run: RunStats, thresholds: GoLiveThresholds) -> GoLiveVerdict:
         """Count a run towards the baseline, or judge it against the baseline."""

@@ -390,7 +390,7 @@ def collect_outcomes(
         stop = wait_until_settled(store, plan.oem, plan.deadline, lambda: datetime.now(UTC))
         reports = fleet_attempts(store, plan.oem, plan.planned_at, stop)
         context.log.info(f"{plan.oem}: {stop}; {len(reports)} fleet worker(s) made attempts")
-    golive = GoLiveWatch(Path(browser.home) / "golive").observe(
+    golive = GoLiveWatch(store, legacy_folder=Path(browser.home) / "golive").observe(
         plan.oem, run_stats(reports), oem_registry().settings(plan.oem).golive
     )
     for warning in golive.warnings:

@@ -38,6 +38,7 @@ from submissions_pipeline.store import migrate
 from submissions_pipeline.store.api_requests import ApiRequestLog
 from submissions_pipeline.store.engine import make_engine
 from submissions_pipeline.store.fleet import FleetQueue
+from submissions_pipeline.store.golive import GoLiveStates
 from submissions_pipeline.store.models import (
     EnqueueResult,
     _Change,
@@ -87,7 +88,9 @@ _SETTABLE = frozenset(
 )
 
 
-class JobStore(JobReads, OperatorActions, FleetQueue, JobWrites, WebhookOutbox, ApiRequestLog):
+class JobStore(
+    JobReads, OperatorActions, FleetQueue, JobWrites, WebhookOutbox, ApiRequestLog, GoLiveStates
+):
     """Jobs, their events, and the pull queue, on SQLite or PostgreSQL.
 
     The commands are here; the queries come from `JobReads`, the write steps from `JobWrites`.

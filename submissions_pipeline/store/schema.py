@@ -157,3 +157,14 @@ api_nonces = Table(
     Column("nonce", String(96), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )
+
+#: Each OEM's go-live watch: the clean runs in a row so far, then the baseline they made
+#: (`golive_watch.GoLiveState` as JSON). In the database, not on a run's disk: a run in a pod
+#: of its own must see what the runs before it recorded.
+golive_baselines = Table(
+    "golive_baselines",
+    metadata,
+    Column("oem", String(32), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
