@@ -39,8 +39,9 @@ console: install
 screenshots: install
 	$(PY) scripts/screenshots.py
 
-## up: the production shape on one machine: dagster-webserver (http://127.0.0.1:3000) and
-## dagster-daemon on PostgreSQL (started if down), job store on the same server, sandbox portals
+## up: the production shape on one machine: dagster-webserver (http://127.0.0.1:3000),
+## dagster-daemon and a code server on PostgreSQL (started if down), job store on the same
+## server, sandbox portals
 up: install
 	bash scripts/ensure-postgres.sh
 	$(VENV)/bin/submissions up

@@ -74,8 +74,9 @@ def up(
     port: int = typer.Option(3000, help="Port of the Dagster UI."),
     browser_slots: int = typer.Option(2, help="Browsers at once across all runs."),
 ) -> None:
-    """The production shape on one machine: dagster-webserver and dagster-daemon on PostgreSQL,
-    the job store on the same server, the sandbox portals; until Ctrl-C or SIGTERM."""
+    """The production shape on one machine: dagster-webserver, dagster-daemon and a code server
+    on PostgreSQL, the job store on the same server, the sandbox portals; until Ctrl-C or
+    SIGTERM. The daemon can be restarted without stopping the runs in flight."""
     from submissions_pipeline.stack import Stack, StackConfig
 
     settings = load_settings()
