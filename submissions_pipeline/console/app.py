@@ -76,12 +76,13 @@ class ConsoleDeps:
     adapters_dir: Path | None = None
     secure_cookies: bool = False
     daemon_heartbeat: Callable[[], datetime | None] | None = None
-    lockout: Lockout = field(default_factory=Lockout)
+    lockout: Lockout | None = None  # default: counted in `store`
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 def create_app(deps: ConsoleDeps) -> Starlette:
     """The console as an ASGI app."""
+    lockout = deps.lockout or Lockout(deps.store)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
     env.globals.update(duration=views.duration, oem_name=lambda o: _oem_name(deps, o))
@@ -146,18 +147,18 @@ def create_app(deps: ConsoleDeps) -> Starlette:
         if not target.startswith("/") or target.startswith("//"):
             target = "/"
         error = None
-        if deps.lockout.is_locked(name):
+        if lockout.is_locked(name):
             error = "Too many failed sign-ins: this account is locked for a while."
         else:
             account = deps.accounts.load().get(name)
             if account is None or not verify_password(password, account.password_hash):
-                deps.lockout.failed(name)
+                lockout.failed(name)
                 error = "Wrong name or password."
         if error:
             return templates.TemplateResponse(
                 request, "login.html", {"error": error, "next": target}, status_code=401
             )
-        deps.lockout.succeeded(name)
+        lockout.succeeded(name)
         cookie, _ = deps.signer.issue(account)  # type: ignore[arg-type]
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(

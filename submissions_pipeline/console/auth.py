@@ -16,9 +16,11 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 #: scrypt cost: 2**14 rounds x 8 x 128 bytes = 16 MiB per check, memory-hard by design.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -98,26 +100,36 @@ class Accounts:
             json.dump(doc, out, indent=2)
 
 
-@dataclass
-class Lockout:
-    """Failed sign-ins per account name; locked accounts are refused without a password check."""
+class LockoutStore(Protocol):
+    """Where failed sign-ins are counted (the job store: shared by every console process)."""
 
-    clock: Callable[[], float] = time.time
-    failures: dict[str, int] = field(default_factory=dict)
-    locked_until: dict[str, float] = field(default_factory=dict)
+    def sign_in_locked_until(self, name: str) -> datetime | None: ...
+
+    def sign_in_failed(self, name: str, *, lock_after: int, lock_for: timedelta) -> bool: ...
+
+    def sign_in_succeeded(self, name: str) -> None: ...
+
+
+class Lockout:
+    """Failed sign-ins per account name; locked accounts are refused without a password check.
+
+    Counted in the database, so a restart of the console does not unlock an account under
+    attack, and every console process sees the same count.
+    """
+
+    def __init__(self, store: LockoutStore):
+        self.store = store
 
     def is_locked(self, name: str) -> bool:
-        return self.locked_until.get(name, 0.0) > self.clock()
+        return self.store.sign_in_locked_until(name) is not None
 
     def failed(self, name: str) -> None:
-        n = self.failures.get(name, 0) + 1
-        self.failures[name] = n
-        if n >= LOCKOUT_AFTER:
-            self.locked_until[name] = self.clock() + LOCKOUT_S
-            self.failures[name] = 0
+        self.store.sign_in_failed(
+            name, lock_after=LOCKOUT_AFTER, lock_for=timedelta(seconds=LOCKOUT_S)
+        )
 
     def succeeded(self, name: str) -> None:
-        self.failures.pop(name, None)
+        self.store.sign_in_succeeded(name)
 
 
 @dataclass(frozen=True)

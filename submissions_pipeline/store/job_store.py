@@ -39,6 +39,7 @@ from submissions_pipeline.store.api_requests import ApiRequestLog
 from submissions_pipeline.store.engine import make_engine
 from submissions_pipeline.store.fleet import FleetQueue
 from submissions_pipeline.store.golive import GoLiveStates
+from submissions_pipeline.store.lockouts import SignInLockouts
 from submissions_pipeline.store.models import (
     EnqueueResult,
     _Change,
@@ -89,7 +90,14 @@ _SETTABLE = frozenset(
 
 
 class JobStore(
-    JobReads, OperatorActions, FleetQueue, JobWrites, WebhookOutbox, ApiRequestLog, GoLiveStates
+    JobReads,
+    OperatorActions,
+    FleetQueue,
+    JobWrites,
+    WebhookOutbox,
+    ApiRequestLog,
+    GoLiveStates,
+    SignInLockouts,
 ):
     """Jobs, their events, and the pull queue, on SQLite or PostgreSQL.
 

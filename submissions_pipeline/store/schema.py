@@ -168,3 +168,12 @@ golive_baselines = Table(
     Column("state", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+#: The console's failed sign-ins in a row per account name, and until when a name is locked.
+console_lockouts = Table(
+    "console_lockouts",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+)
