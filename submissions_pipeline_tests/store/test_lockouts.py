@@ -37,3 +37,10 @@ def test_a_good_sign_in_starts_the_count_again(store: JobStore):
     store.sign_in_succeeded("ana")
     assert [store.sign_in_failed("ana", **LOCK) for _ in range(4)] == [False] * 4
     assert store.sign_in_locked_until("ana") is None
+
+
+def test_a_name_longer_than_any_account_is_counted_too(store: JobStore):
+    guess = "x" * 5000  # whatever the form posts
+    assert [store.sign_in_failed(guess, **LOCK) for _ in range(5)][-1] is True
+    assert store.sign_in_locked_until(guess) is not None
+    assert store.sign_in_locked_until("x" * 4999) is None
