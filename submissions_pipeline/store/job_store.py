@@ -54,6 +54,7 @@ from submissions_pipeline.store.reconnect import reconnecting
 from submissions_pipeline.store.schema import job_steps, jobs
 from submissions_pipeline.store.statements import (
     _PG_INSERT_STEPS,
+    _SETTABLE,
     _allowed_from,
     _as_states,
     _pg_claim_statement,
@@ -71,22 +72,6 @@ _MILESTONE_COUNTERS = {
 
 #: Default lease a claim grants; workers heartbeat well inside it.
 DEFAULT_LEASE_S = 300.0
-
-#: Job fields `transition` may set beside the state; everything else has its own path.
-_SETTABLE = frozenset(
-    {
-        "reference",
-        "submitted_by_automation",
-        "evidence",
-        "failure",
-        "reason_code",
-        "next_attempt_at",
-        "duration_s",
-        "crm_synced_at",
-        "run_id",
-        "attempt",
-    }
-)
 
 
 class JobStore(

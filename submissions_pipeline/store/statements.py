@@ -36,6 +36,22 @@ S = SubmissionState
 #: 31-column result than pydantic spends validating the same row from one JSON document.
 _JOB_AS_JSON = func.row_to_json(jobs.table_valued(), type_=jobs.c.payload.type).label("job")
 
+#: Job fields `transition` may set beside the state; everything else has its own path.
+_SETTABLE = frozenset(
+    {
+        "reference",
+        "submitted_by_automation",
+        "evidence",
+        "failure",
+        "reason_code",
+        "next_attempt_at",
+        "duration_s",
+        "crm_synced_at",
+        "run_id",
+        "attempt",
+    }
+)
+
 
 def _as_states(
     states: SubmissionState | Iterable[SubmissionState] | None,
