@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,10 @@ from submissions_pipeline.store import JobStore
 from submissions_pipeline_tests.factories import make_case
 
 
-def _claim_until_empty(url: str, worker: str, out: mp.Queue) -> None:
+def _claim_until_empty(url: str, worker: str, out: mp.Queue, start: Any) -> None:
     store = JobStore.from_url(url, migrate_schema=False)
+    store.stats()  # connected before the start, so no worker's start-up decides the race
+    start.wait(timeout=120)
     mine: list[str] = []
     while True:
         got = store.claim(worker, limit=3, lease_s=600)
@@ -40,8 +43,12 @@ def test_concurrent_worker_processes_never_claim_the_same_job(backend, request):
         store.enqueue(make_case(n))
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
+    # All start claiming at once: a spawned process that imports and connects first would
+    # otherwise drain the queue before the others exist, and prove nothing about sharing.
+    start = ctx.Barrier(n_workers)
     procs = [
-        ctx.Process(target=_claim_until_empty, args=(url, f"w{i}", out)) for i in range(n_workers)
+        ctx.Process(target=_claim_until_empty, args=(url, f"w{i}", out, start))
+        for i in range(n_workers)
     ]
     for p in procs:
         p.start()
