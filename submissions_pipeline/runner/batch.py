@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from submissions_pipeline.runner.browser import BrowserWorker
 from submissions_pipeline.runner.config import BatchConfig
 from submissions_pipeline.runner.deps import RunnerDeps
+from submissions_pipeline.runner.interrupts import run_until_stopped
 from submissions_pipeline.runner.job import JobOutcome, SessionCache, process_job
 
 
@@ -139,5 +140,7 @@ async def pull_jobs(
 
 
 def run_batch(cfg: BatchConfig, deps: RunnerDeps) -> BatchReport:
-    """The one entry point Dagster ops and the CLI call: runs the async worker to completion."""
-    return asyncio.run(run_batch_async(cfg, deps))
+    """The one entry point Dagster ops and the CLI call: runs the async worker to completion,
+    or until SIGTERM or SIGINT stops it as a whole (KeyboardInterrupt; leased jobs stay leased
+    for the caller to give back)."""
+    return run_until_stopped(run_batch_async(cfg, deps))

@@ -15,6 +15,7 @@ from submissions_pipeline.domain import CLAIMABLE_STATES, ErrorClass, ReasonCode
 from submissions_pipeline.runner.check import AdapterCheck, CheckStep, check_adapter
 from submissions_pipeline.runner.config import BrowserSettings
 from submissions_pipeline.runner.deps import RunnerDeps
+from submissions_pipeline.runner.interrupts import run_until_stopped
 
 
 class CanaryResult(BaseModel):
@@ -86,4 +87,4 @@ def run_canary(
     deps: RunnerDeps, oem: str, browser: BrowserSettings, out_dir: Path, action_timeout_ms: float
 ) -> CanaryResult:
     """`run_canary_async` from synchronous code (a Dagster op, the CLI)."""
-    return asyncio.run(run_canary_async(deps, oem, browser, out_dir, action_timeout_ms))
+    return run_until_stopped(run_canary_async(deps, oem, browser, out_dir, action_timeout_ms))
