@@ -180,3 +180,9 @@ def browser_binary(request) -> str:
     if not os.path.exists(path):
         pytest.fail(f"{path} is not installed (scripts/install-system-deps.sh installs it)")
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The minutes-long scheduler soak goes first: with the suite spread over worker processes
+    (`make test` runs `-n 2`), it then runs beside the rest instead of alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("scheduler_soak") is None)
