@@ -6,6 +6,8 @@ export SUBMISSIONS_HOME ?= $(CURDIR)/var
 export PLAYWRIGHT_BROWSERS_PATH ?= $(CURDIR)/var/pw-browsers
 export SUBMISSIONS_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
+# Test worker processes for `make test` (pytest-xdist; `auto` for one per core, 0 for none).
+TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
 .PHONY: install run ui up status console screenshots test bench soak soak-scheduler soak-scheduler-quick lint format clean
@@ -50,11 +52,11 @@ up: install
 status: install
 	$(VENV)/bin/submissions status
 
-## test: the whole suite, the 3-minute scheduler soak included (needs PostgreSQL at
-## SUBMISSIONS_TEST_PG_URL; fails without it)
+## test: the whole suite, the 3-minute scheduler soak included, in TEST_WORKERS processes
+## (needs PostgreSQL at SUBMISSIONS_TEST_PG_URL; fails without it)
 test: install
 	bash scripts/ensure-postgres.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 ## soak-scheduler-quick: the 3-minute scheduler soak alone (part of `make test` too)
 soak-scheduler-quick: install
