@@ -72,7 +72,9 @@ class AttemptEvidence:
 
 
 def job_key_prefixes(store: ArtifactStore, job: Job) -> list[str]:
-    """The store prefixes that can hold the job's evidence: one per day it was worked on."""
+    """The store prefixes that can hold the job's evidence: one per day it was worked on. New
+    evidence is all under the day the job was enqueued; evidence stored by earlier versions
+    sits under the day of each attempt."""
     start = job.created_at.date()
     end = max(job.updated_at, job.finished_at or job.updated_at).date() + timedelta(days=1)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]

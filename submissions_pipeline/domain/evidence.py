@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from submissions_pipeline.domain.job import Job
 
 #: Evidence a successful submission must have; without it the job fails with missing evidence.
 PRE_SUBMIT_SCREENSHOT = "pre_submit.png"
@@ -48,3 +52,9 @@ class EvidenceManifest(BaseModel):
         if not self.reference:
             missing.insert(0, "reference")
         return missing
+
+
+def evidence_folder_date(job: Job) -> date:
+    """The date folder of every attempt's evidence of `job`: the day it was enqueued. A job
+    retried after midnight keeps all of its evidence under one prefix."""
+    return job.created_at.date()

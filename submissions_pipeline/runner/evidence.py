@@ -17,7 +17,11 @@ from playwright.async_api import BrowserContext, Page, Request
 
 from submissions_pipeline.artifacts import ArtifactStore
 from submissions_pipeline.domain import FailureObject, Job
-from submissions_pipeline.domain.evidence import EvidenceItem, EvidenceManifest
+from submissions_pipeline.domain.evidence import (
+    EvidenceItem,
+    EvidenceManifest,
+    evidence_folder_date,
+)
 from submissions_pipeline.failpoints import failpoint
 from submissions_pipeline.redaction import Redactor
 from submissions_pipeline.runner.config import EvidenceSettings
@@ -180,9 +184,12 @@ class EvidenceRecorder:
         timings: list[StepTiming],
         when: datetime | None = None,
     ) -> EvidenceManifest:
-        """Store every file under env/oem/date/job/attempt and write the manifest last."""
+        """Store every file under env/oem/date/job/attempt and write the manifest last. The
+        date is the day the job was enqueued, so every attempt of a job, on whatever day it
+        ran, sits under one prefix; `captured_at` says when."""
         when = when or datetime.now(UTC)
         job = self.job
+        folder = evidence_folder_date(job)
         manifest = EvidenceManifest(
             job_id=job.job_id,
             case_id=job.case_id,
@@ -194,7 +201,7 @@ class EvidenceRecorder:
             captured_at=when,
         )
         for name, path in sorted(self.files.items()):
-            key = store.artifact_key(job.oem, job.job_id, job.attempt, name, when=when.date())
+            key = store.artifact_key(job.oem, job.job_id, job.attempt, name, when=folder)
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
             stored = store.put_file(key, path, content_type=ctype)
             failpoint("during_evidence_upload")
@@ -207,9 +214,7 @@ class EvidenceRecorder:
                     content_type=ctype,
                 )
             )
-        key = store.artifact_key(
-            job.oem, job.job_id, job.attempt, "manifest.json", when=when.date()
-        )
+        key = store.artifact_key(job.oem, job.job_id, job.attempt, "manifest.json", when=folder)
         store.put_bytes(key, manifest.model_dump_json(indent=2).encode(), "application/json")
         return manifest
 

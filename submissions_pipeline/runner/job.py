@@ -27,6 +27,7 @@ from submissions_pipeline.domain.evidence import (
     POST_CONFIRM_SCREENSHOT,
     PRE_SUBMIT_SCREENSHOT,
     EvidenceManifest,
+    evidence_folder_date,
 )
 from submissions_pipeline.domain.reconciliation import absence_proven
 from submissions_pipeline.failpoints import failpoint
@@ -253,7 +254,7 @@ async def process_job(
                 actor=worker_id,
                 lease_owner=worker_id,
                 step=Step.EVIDENCE_STORED.value,
-                evidence=_manifest_ref(deps, manifest),
+                evidence=_manifest_ref(deps, job, manifest),
                 duration_s=a.clock.elapsed_s,
             )
             return _outcome(a, manifest)
@@ -294,13 +295,13 @@ async def _prove_absence(a: _Attempt, policy: ReconciliationPolicy, case_id: str
     await a.milestone(Step.ABSENCE_PROVEN)
 
 
-def _manifest_ref(deps: RunnerDeps, manifest: EvidenceManifest) -> dict:
+def _manifest_ref(deps: RunnerDeps, job: Job, manifest: EvidenceManifest) -> dict:
     key = deps.artifacts.artifact_key(
         manifest.oem,
         manifest.job_id,
         manifest.attempt,
         "manifest.json",
-        when=manifest.captured_at.date(),
+        when=evidence_folder_date(job),
     )
     return {"manifest_key": key, **manifest.model_dump(mode="json")}
 

@@ -8,7 +8,7 @@ import os
 import signal
 import time
 import zipfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
@@ -16,6 +16,7 @@ import pytest
 from adapters.selectors import load_selector_sets
 from submissions_pipeline.domain import ReasonCode, RetryPolicy
 from submissions_pipeline.domain import SubmissionState as S
+from submissions_pipeline.domain.clock import utcnow
 from submissions_pipeline.domain.evidence import LOOKUP_SCREENSHOT
 from submissions_pipeline.runner import (
     BrowserSettings,
@@ -149,6 +150,31 @@ def test_dropped_confirmation_is_reconciled_without_a_second_submission(oem, run
     assert job.reference == entry.reference and job.attempt == 2
     assert LOOKUP_SCREENSHOT in {i["name"] for i in job.evidence["items"]}
     assert sandbox.duplicates(oem) == []
+
+
+def test_a_job_retried_on_a_later_day_keeps_every_attempts_evidence_under_one_prefix(
+    runner_deps, sandbox
+):
+    store, artifacts = runner_deps.store, runner_deps.artifacts
+    store.policy = RetryPolicy(time_scale=0.01)
+    enqueued = datetime.now(UTC) - timedelta(days=2)
+    store.clock = lambda: enqueued
+    job_id = store.enqueue(make_case(1)).job_id
+    store.clock = utcnow
+    sandbox.configure("northwind", drop_after_submit_rate=1.0)
+    assert only_outcome(run_batch(quick_config(), runner_deps)).reason_code is not None
+    sandbox.configure("northwind", drop_after_submit_rate=0.0)
+    time.sleep(1.3)
+    assert only_outcome(run_batch(quick_config(), runner_deps)).reconciled
+
+    job = store.get(job_id)
+    prefix = artifacts.job_prefix("northwind", job_id, when=enqueued.date())
+    keys = artifacts.list(prefix)
+    assert any("/attempt-1/" in k for k in keys) and any("/attempt-2/" in k for k in keys)
+    assert job.evidence["manifest_key"] in keys
+    assert {i["key"] for i in job.evidence["items"]} <= set(keys)
+    today = artifacts.job_prefix("northwind", job_id, when=datetime.now(UTC).date())
+    assert artifacts.list(today) == []
 
 
 def test_failures_keep_their_video(runner_deps, sandbox):
