@@ -103,6 +103,9 @@ async def pull_jobs(
             if stop():
                 stop_reason = "stopped: draining"
                 return
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                # A stop cancelled this slot and some cleanup swallowed it: claim nothing more.
+                raise asyncio.CancelledError
             if started_jobs >= cfg.max_jobs:
                 stop_reason = "max_jobs reached"
                 return

@@ -37,9 +37,7 @@ def run_until_stopped(main: Coroutine[Any, Any, T]) -> T:
     except asyncio.CancelledError:
         if not received:
             raise
-    if received:
-        raise KeyboardInterrupt(f"stopped by {signal.Signals(received[0]).name}")
-    raise AssertionError("unreachable")  # pragma: no cover
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(received[0]).name}") from None
 
 
 async def _cancelled_on_signal(main: Coroutine[Any, Any, T], received: list[int]) -> T:

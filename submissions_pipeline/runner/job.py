@@ -262,16 +262,20 @@ async def process_job(
             return await _fail(a, exc, rec, jc, worker, rng, secrets)
     finally:
         beat.cancel()
-        with contextlib.suppress(BaseException):
-            await beat
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(
-                deps.store.record_step_timings,
-                job.job_id,
-                job.attempt,
-                [(t.step, t.seconds, t.ok) for t in a.clock.timings],
-            )
-        rec.cleanup()
+        try:
+            # Waits for the heartbeat's end without taking its error; a stop that cancels this
+            # attempt meanwhile still goes on up (suppressed, the stopped batch would go on to
+            # claim its next job).
+            await asyncio.wait([beat])
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    deps.store.record_step_timings,
+                    job.job_id,
+                    job.attempt,
+                    [(t.step, t.seconds, t.ok) for t in a.clock.timings],
+                )
+        finally:
+            rec.cleanup()
 
 
 async def _prove_absence(a: _Attempt, policy: ReconciliationPolicy, case_id: str) -> None:

@@ -11,11 +11,18 @@ import asyncio
 import contextlib
 import os
 import signal
+import threading
+import time
 
+import psutil
 import pytest
 from dagster import raise_execution_interrupts
 
+from submissions_pipeline.domain import SubmissionState as S
+from submissions_pipeline.domain.states import LEASED_STATES
+from submissions_pipeline.runner import BrowserSettings, run_batch
 from submissions_pipeline.runner.interrupts import run_until_stopped
+from submissions_pipeline_tests.factories import make_case, quick_config
 
 
 async def _a_batch(log: list[str]) -> str:
@@ -78,3 +85,33 @@ def test_ctrl_c_from_a_terminal_stops_the_batch_too():
         run_until_stopped(interrupted())
     assert log == ["cleaned up"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_batch_stopped_in_the_browser_claims_nothing_more_and_closes_its_browser(
+    runner_deps, sandbox
+):
+    sandbox.configure("northwind", search_latency_s=1.0)
+    store = runner_deps.store
+    ids = [store.enqueue(make_case(n)).job_id for n in range(3)]
+
+    def stop_once_a_job_is_in_the_browser() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            leased = [j for j in store.list_jobs() if j.state in LEASED_STATES]
+            if any(j.last_step not in (None, "claimed") for j in leased):
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=stop_once_a_job_is_in_the_browser, daemon=True).start()
+    one_context = BrowserSettings(context_cap=1, prewarm=False)
+    with raise_execution_interrupts(), pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        run_batch(quick_config(oem="northwind", browser=one_context), runner_deps)
+
+    states = sorted(store.get(i).state.value for i in ids)
+    assert states.count(S.QUEUED.value) == 2  # never claimed
+    (stopped,) = [store.get(i) for i in ids if store.get(i).state is not S.QUEUED]
+    assert stopped.state in LEASED_STATES  # the caller gives it back (launcher, reaper)
+    assert sandbox.ledger("northwind") == []
+    browsers = [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name()]
+    assert browsers == []
