@@ -1,4 +1,4 @@
-"""Sensors: new CRM cases, retries coming due, the lease reaper, and failed runs.
+"""Sensors: new CRM cases, retries coming due, the lease reaper, and failed or canceled runs.
 
 Each one is small and idempotent: cursors and run keys make a case or a retry start at most one
 run, and the reaper and the failure sensor only ever move jobs through the store's own
@@ -13,14 +13,17 @@ from typing import Any
 from dagster import (
     AssetObservation,
     DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     MetadataValue,
     RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 
@@ -330,6 +333,27 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, job_store: JobSto
         notify_worker_lost(job_store.get_store(), run.run_id, oem, run.run_id, parked)
 
 
+@run_status_sensor(
+    run_status=DagsterRunStatus.CANCELED,
+    monitored_jobs=[nightly_job],
+    minimum_interval_seconds=_every(30),
+    default_status=DefaultSensorStatus.RUNNING,
+    description="When an operator terminates a run: give back at once every job it still held "
+    "leased (to the queue before the submit click, to reconciliation after it), instead of "
+    "leaving them until their leases expire.",
+)
+def canceled_run_sensor(context: RunStatusSensorContext, job_store: JobStoreResource) -> None:
+    run = context.dagster_run
+    released = job_store.get_store().reap_expired(
+        actor=f"dagster:run_canceled:{run.run_id}", run_id=run.run_id
+    )
+    context.log.info(
+        f"run {run.run_id} ({run.tags.get(PARTITION_TAG) or 'no OEM'}) was canceled; gave back "
+        f"{len(released)} leased jobs"
+        + "".join(f"\n  {j.case_id} (job {j.job_id}): now {j.state}" for j in released)
+    )
+
+
 def notify_worker_lost(
     store: JobStore, key: str, oem: str | None, run_id: str | None, jobs: list[Job]
 ) -> None:
@@ -353,5 +377,6 @@ ALL_SENSORS = [
     unwritten_outcomes_sensor,
     lease_reaper_sensor,
     run_failure_alert_sensor,
+    canceled_run_sensor,
     *WEBHOOK_SENSORS,
 ]

@@ -190,3 +190,48 @@ def test_a_sigkilled_run_frees_its_slots_and_a_later_run_finishes_its_jobs_once(
     ledger = stack.sandbox.ledger(OEM)
     assert len({e.case_id for e in ledger}) == len(ledger)
     assert {j.case_id for j in leased} <= {e.case_id for e in ledger}
+
+
+def test_a_run_terminated_by_an_operator_stops_and_its_jobs_are_given_back_at_once(
+    stack, client, instance, crm, store
+):
+    for case in build_bulk_cases(OEM, 4, seed=7, today=date.today(), invalid_share=0.0):
+        crm.add_case(case.raw)
+    stack.sandbox.configure(OEM, search_latency_s=4.0)
+    run_id = launch(client)
+
+    def in_the_browser() -> list:
+        leased = store.list_jobs(run_id=run_id, states=LEASED_STATES)
+        return [j for j in leased if j.last_step not in (None, "claimed")]
+
+    held = wait_for(in_the_browser, 300, "a job in the browser")
+    client.terminate_run(run_id)
+    terminated_at = datetime.now(UTC)
+    stack.sandbox.configure(OEM, search_latency_s=0.0)
+
+    canceled = lambda: client.get_run_status(run_id) is DagsterRunStatus.CANCELED  # noqa: E731
+    wait_for(canceled, 120, "run canceled")
+    # Given back by the canceled-run sensor, long before their 3-minute leases would expire.
+    wait_for(lambda: not store.list_jobs(run_id=run_id, states=LEASED_STATES), 120, "given back")
+    assert datetime.now(UTC) - terminated_at < timedelta(seconds=150)
+    for job in held:
+        story = [(e.at, e.to_state, e.actor) for e in store.events(job.job_id)]
+        assert any(a == f"dagster:run_canceled:{run_id}" for _, _, a in story), story
+    # The stopped steps did nothing once Dagster had recorded the run's end.
+    ended = datetime.fromtimestamp(instance.get_run_record_by_id(run_id).end_time, UTC)
+    late = [
+        (j.case_id, e.to_state, e.step)
+        for j in store.list_jobs(oem=OEM)
+        for e in store.events(j.job_id)
+        if e.actor.startswith(f"dagster:{run_id}:") and e.at > ended
+    ]
+    assert late == []
+
+    finisher = launch(client)
+    assert wait_for(lambda: finished(client, finisher), 300, "run ends") is DagsterRunStatus.SUCCESS
+    wait_for(
+        lambda: all(j.state in TERMINAL_STATES for j in store.list_jobs(oem=OEM)), 300, "settled"
+    )
+    for job in held:
+        assert store.get(job.job_id).state is S.CRM_UPDATED
+    assert stack.sandbox.duplicates(OEM) == []

@@ -88,6 +88,7 @@ def test_the_code_location_has_the_graph_checks_schedules_and_sensors():
         "unwritten_outcomes_sensor",
         "lease_reaper_sensor",
         "run_failure_alert_sensor",
+        "canceled_run_sensor",
         "run_now_requests_sensor",
         "webhook_dispatch_sensor",
         "run_finished_notification_sensor",
