@@ -27,7 +27,11 @@ from dagster import DagsterInstance, DagsterRunStatus, Definitions, JobDefinitio
 from submissions_pipeline.assets.partitions import NIGHTLY_JOB_NAME, OEM_TAG, TRIGGER_TAG
 from submissions_pipeline.assets.submission_runs import BROWSER_POOL
 from submissions_pipeline.domain import Job
-from submissions_pipeline.sensors import dead_letter_failed_run, record_run_failure_alert
+from submissions_pipeline.sensors import (
+    dead_letter_failed_run,
+    record_run_failure_alert,
+    step_was_interrupted,
+)
 from submissions_pipeline.settings import PROJECT_ROOT
 from submissions_pipeline.store import JobStore
 
@@ -166,21 +170,12 @@ def launch_nightly(
     run.failure_reason = (
         "; ".join(e.message or e.event_type_value for e in failures) or "run failed"
     )
-    if any(_interrupted(e) for e in failures):
+    if any(step_was_interrupted(e) for e in failures):
         store.reap_expired(actor=f"launcher:interrupted:{result.run_id}", run_id=result.run_id)
         raise RunInterrupted(f"{oem}: run {result.run_id} interrupted")
     run.parked = dead_letter_failed_run(store, result.run_id, run.failure_reason, trigger)
     record_run_failure_alert(instance, oem, result.run_id, run.failure_reason, run.parked)
     return run
-
-
-def _interrupted(event: object) -> bool:
-    error = getattr(getattr(event, "step_failure_data", None), "error", None)
-    names = []
-    while error is not None:
-        names.append(error.cls_name)
-        error = error.cause
-    return any(n in ("DagsterExecutionInterruptedError", "KeyboardInterrupt") for n in names)
 
 
 @dataclass

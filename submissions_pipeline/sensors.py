@@ -6,7 +6,7 @@ compare-and-set paths.
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -261,15 +261,16 @@ def record_run_failure_alert(
     parked: list[Job],
     released: list[Job] | None = None,
     *,
-    crashed: bool = False,
+    alert: str = "run_failed",
 ) -> None:
-    """An observation on the OEM's `submission_runs` partition: the alert ops see in the UI.
+    """An observation on the OEM's `submission_runs` partition: the alert ops see in the UI
+    (`run_failed`, `worker_died`, `run_interrupted`).
 
-    `parked` jobs were dead-lettered; `released` ones (a crashed worker's) were given back.
+    `parked` jobs were dead-lettered; `released` ones (a crashed or stopped run's) given back.
     """
     released = released or []
     metadata: dict[str, Any] = {
-        "alert": MetadataValue.text("worker_died" if crashed else "run_failed"),
+        "alert": MetadataValue.text(alert),
         "run_id": MetadataValue.text(run_id),
         "reason": MetadataValue.text(reason[:1000]),
         "dead_lettered": len(parked),
@@ -293,10 +294,33 @@ def record_run_failure_alert(
     )
 
 
-def release_crashed_run(store: JobStore, run_id: str) -> list[Job]:
-    """Give back every job a crashed run left leased, as the reaper does when a lease expires:
-    to the queue before the submit click, to reconciliation after it (its try still counts)."""
-    return store.reap_expired(actor=f"dagster:run_crashed:{run_id}", run_id=run_id)
+def release_run(store: JobStore, run_id: str, why: str) -> list[Job]:
+    """Give back every job a crashed or stopped run left leased, as the reaper does when a lease
+    expires: to the queue before the submit click, to reconciliation after it (its try still
+    counts). `why` names it in each job's history (`dagster:run_<why>:<run id>`)."""
+    return store.reap_expired(actor=f"dagster:run_{why}:{run_id}", run_id=run_id)
+
+
+#: What a stop signal raises in a step (SIGTERM, SIGINT, an operator's terminate).
+_INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+
+
+def step_was_interrupted(event: Any) -> bool:
+    """Whether a step failure event is a stop signal's rather than a fault of the step."""
+    error = getattr(getattr(event, "step_failure_data", None), "error", None)
+    while error is not None:
+        if error.cls_name in _INTERRUPTS:
+            return True
+        error = error.cause
+    return False
+
+
+def run_was_interrupted(failure_event: Any, step_failures: Iterable[Any]) -> bool:
+    """Whether a failed run was stopped (its run worker told to stop by a node drain, a deploy
+    or Ctrl-C) rather than broken: Dagster records that as an unexpected termination."""
+    data = getattr(failure_event, "event_specific_data", None)
+    reason = getattr(getattr(data, "failure_reason", None), "value", None)
+    return reason == "UNEXPECTED_TERMINATION" or any(step_was_interrupted(e) for e in step_failures)
 
 
 @run_failure_sensor(
@@ -304,23 +328,26 @@ def release_crashed_run(store: JobStore, run_id: str) -> list[Job]:
     minimum_interval_seconds=_every(30),
     default_status=DefaultSensorStatus.RUNNING,
     description="When a run fails: raise an alert on the OEM's submission_runs. Jobs a crashed "
-    "run worker left leased (killed, out of memory) go back to the queue or to reconciliation, "
-    "like expired leases; those of a run that failed otherwise are dead-lettered (a human "
-    "looks before anything is retried).",
+    "run worker (killed, out of memory) or a stopped one (SIGTERM: a node drain, a deploy) left "
+    "leased go back to the queue or to reconciliation, like expired leases; those of a run that "
+    "failed otherwise are dead-lettered (a human looks before anything is retried).",
 )
 def run_failure_alert_sensor(context: RunFailureSensorContext, job_store: JobStoreResource) -> None:
     run = context.dagster_run
     oem = run.tags.get(PARTITION_TAG)
     reason = context.failure_event.message or "run failed"
     store = job_store.get_store()
-    if run_worker_crashed(context.instance, run.run_id):
-        released = release_crashed_run(store, run.run_id)
+    crashed = run_worker_crashed(context.instance, run.run_id)
+    if crashed or run_was_interrupted(context.failure_event, context.get_step_failure_events()):
+        why = "crashed" if crashed else "interrupted"
+        released = release_run(store, run.run_id, why)
         context.log.error(
-            f"run {run.run_id} ({oem or 'no OEM'}) crashed: {reason}; gave back "
+            f"run {run.run_id} ({oem or 'no OEM'}) {why}: {reason}; gave back "
             f"{len(released)} leased jobs"
         )
+        alert = "worker_died" if crashed else "run_interrupted"
         record_run_failure_alert(
-            context.instance, oem, run.run_id, reason, [], released, crashed=True
+            context.instance, oem, run.run_id, reason, [], released, alert=alert
         )
         return
     parked = dead_letter_failed_run(store, run.run_id, reason)

@@ -95,6 +95,12 @@ def wait_for(predicate, timeout_s: float, what: str):  # type: ignore[no-untyped
     raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
 
 
+def in_the_browser(store: JobStore, run_id: str) -> list:
+    """The run's leased jobs that are past their claim, on the portal."""
+    leased = store.list_jobs(run_id=run_id, states=LEASED_STATES)
+    return [j for j in leased if j.last_step not in (None, "claimed")]
+
+
 def finished(client: DagsterGraphQLClient, run_id: str) -> DagsterRunStatus | None:
     status = client.get_run_status(run_id)
     return status if status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE) else None
@@ -199,12 +205,7 @@ def test_a_run_terminated_by_an_operator_stops_and_its_jobs_are_given_back_at_on
         crm.add_case(case.raw)
     stack.sandbox.configure(OEM, search_latency_s=4.0)
     run_id = launch(client)
-
-    def in_the_browser() -> list:
-        leased = store.list_jobs(run_id=run_id, states=LEASED_STATES)
-        return [j for j in leased if j.last_step not in (None, "claimed")]
-
-    held = wait_for(in_the_browser, 300, "a job in the browser")
+    held = wait_for(lambda: in_the_browser(store, run_id), 300, "a job in the browser")
     client.terminate_run(run_id)
     terminated_at = datetime.now(UTC)
     stack.sandbox.configure(OEM, search_latency_s=0.0)
@@ -231,6 +232,37 @@ def test_a_run_terminated_by_an_operator_stops_and_its_jobs_are_given_back_at_on
     assert wait_for(lambda: finished(client, finisher), 300, "run ends") is DagsterRunStatus.SUCCESS
     wait_for(
         lambda: all(j.state in TERMINAL_STATES for j in store.list_jobs(oem=OEM)), 300, "settled"
+    )
+    for job in held:
+        assert store.get(job.job_id).state is S.CRM_UPDATED
+    assert stack.sandbox.duplicates(OEM) == []
+
+
+def test_a_run_worker_told_to_stop_gives_its_jobs_back_instead_of_dead_lettering_them(
+    stack, client, instance, crm, store
+):
+    """What a node drain or a rolling deploy does to a run's pod: SIGTERM to the run worker.
+    The run ends failed, but its jobs were stopped, not broken: back to the queue, no human."""
+    for case in build_bulk_cases(OEM, 4, seed=11, today=date.today(), invalid_share=0.0):
+        crm.add_case(case.raw)
+    stack.sandbox.configure(OEM, search_latency_s=4.0)
+    run_id = launch(client)
+    held = wait_for(lambda: in_the_browser(store, run_id), 300, "a job in the browser")
+    pid, logged_at = wait_for(lambda: run_worker(instance, run_id), 30, "worker PID logged")
+    worker = alive(pid, logged_at)
+    assert worker is not None
+    os.kill(worker.pid, signal.SIGTERM)
+    stack.sandbox.configure(OEM, search_latency_s=0.0)
+
+    assert wait_for(lambda: finished(client, run_id), 120, "run ends") is DagsterRunStatus.FAILURE
+    wait_for(lambda: not store.list_jobs(run_id=run_id, states=LEASED_STATES), 120, "given back")
+    for job in held:
+        story = [(e.to_state, e.actor) for e in store.events(job.job_id)]
+        assert (S.DEAD_LETTERED, "dagster:run_failure_sensor") not in story, story
+        assert any(a == f"dagster:run_interrupted:{run_id}" for _, a in story), story
+
+    wait_for(
+        lambda: all(j.state in TERMINAL_STATES for j in store.list_jobs(oem=OEM)), 600, "settled"
     )
     for job in held:
         assert store.get(job.job_id).state is S.CRM_UPDATED
