@@ -371,9 +371,7 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, job_store: JobSto
 )
 def canceled_run_sensor(context: RunStatusSensorContext, job_store: JobStoreResource) -> None:
     run = context.dagster_run
-    released = job_store.get_store().reap_expired(
-        actor=f"dagster:run_canceled:{run.run_id}", run_id=run.run_id
-    )
+    released = release_run(job_store.get_store(), run.run_id, "canceled")
     context.log.info(
         f"run {run.run_id} ({run.tags.get(PARTITION_TAG) or 'no OEM'}) was canceled; gave back "
         f"{len(released)} leased jobs"
