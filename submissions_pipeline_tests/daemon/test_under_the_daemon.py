@@ -19,7 +19,7 @@ from submissions_pipeline.assets.partitions import NIGHTLY_JOB_NAME, PARTITION_T
 from submissions_pipeline.assets.submission_runs import BROWSER_POOL
 from submissions_pipeline.crm import CrmStatus, EmbeddedCrm
 from submissions_pipeline.crm.seed import build_bulk_cases
-from submissions_pipeline.domain import TERMINAL_STATES
+from submissions_pipeline.domain import TERMINAL_STATES, Job
 from submissions_pipeline.domain import SubmissionState as S
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.launcher import daemon_heartbeats
@@ -95,10 +95,26 @@ def wait_for(predicate, timeout_s: float, what: str):  # type: ignore[no-untyped
     raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
 
 
-def in_the_browser(store: JobStore, run_id: str) -> list:
-    """The run's leased jobs that are past their claim, on the portal."""
-    leased = store.list_jobs(run_id=run_id, states=LEASED_STATES)
-    return [j for j in leased if j.last_step not in (None, "claimed")]
+def add_new_cases(crm: EmbeddedCrm, count: int) -> None:
+    """`count` cases the CRM has never seen (bulk cases are numbered the same whatever the
+    seed, and an id seen before would be a revision of that case, not a new one)."""
+    existing = {c.case_id for c in crm.list_cases(oem=OEM)}
+    built = build_bulk_cases(
+        OEM, len(existing) + count, seed=5, today=date.today(), invalid_share=0.0
+    )
+    for case in [c for c in built if c.raw["case_id"] not in existing][:count]:
+        crm.add_case(case.raw)
+
+
+def a_run_in_the_browser(store: JobStore) -> tuple[str, list[Job]] | None:
+    """A run with jobs past their claim, on the portal, and those jobs. Whichever run of the
+    OEM is going takes new cases: the one a test launched, or one the sensors launched first."""
+    leased = store.list_jobs(oem=OEM, states=LEASED_STATES)
+    busy = [j for j in leased if j.last_step not in (None, "claimed") and j.run_id]
+    if not busy:
+        return None
+    run_id = busy[0].run_id
+    return run_id, [j for j in busy if j.run_id == run_id]
 
 
 def finished(client: DagsterGraphQLClient, run_id: str) -> DagsterRunStatus | None:
@@ -201,11 +217,10 @@ def test_a_sigkilled_run_frees_its_slots_and_a_later_run_finishes_its_jobs_once(
 def test_a_run_terminated_by_an_operator_stops_and_its_jobs_are_given_back_at_once(
     stack, client, instance, crm, store
 ):
-    for case in build_bulk_cases(OEM, 4, seed=7, today=date.today(), invalid_share=0.0):
-        crm.add_case(case.raw)
+    add_new_cases(crm, 4)
     stack.sandbox.configure(OEM, search_latency_s=4.0)
-    run_id = launch(client)
-    held = wait_for(lambda: in_the_browser(store, run_id), 300, "a job in the browser")
+    launch(client)
+    run_id, held = wait_for(lambda: a_run_in_the_browser(store), 300, "a job in the browser")
     client.terminate_run(run_id)
     terminated_at = datetime.now(UTC)
     stack.sandbox.configure(OEM, search_latency_s=0.0)
@@ -243,11 +258,10 @@ def test_a_run_worker_told_to_stop_gives_its_jobs_back_instead_of_dead_lettering
 ):
     """What a node drain or a rolling deploy does to a run's pod: SIGTERM to the run worker.
     The run ends failed, but its jobs were stopped, not broken: back to the queue, no human."""
-    for case in build_bulk_cases(OEM, 4, seed=11, today=date.today(), invalid_share=0.0):
-        crm.add_case(case.raw)
+    add_new_cases(crm, 4)
     stack.sandbox.configure(OEM, search_latency_s=4.0)
-    run_id = launch(client)
-    held = wait_for(lambda: in_the_browser(store, run_id), 300, "a job in the browser")
+    launch(client)
+    run_id, held = wait_for(lambda: a_run_in_the_browser(store), 300, "a job in the browser")
     pid, logged_at = wait_for(lambda: run_worker(instance, run_id), 30, "worker PID logged")
     worker = alive(pid, logged_at)
     assert worker is not None
