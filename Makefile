@@ -56,7 +56,7 @@ status: install
 ## (needs PostgreSQL at SUBMISSIONS_TEST_PG_URL; fails without it)
 test: install
 	bash scripts/ensure-postgres.sh
-	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 ## soak-scheduler-quick: the 3-minute scheduler soak alone (part of `make test` too)
 soak-scheduler-quick: install

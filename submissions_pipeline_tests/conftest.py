@@ -183,6 +183,13 @@ def browser_binary(request) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The minutes-long scheduler soak goes first: with the suite spread over worker processes
-    (`make test` runs `-n 2`), it then runs beside the rest instead of alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("scheduler_soak") is None)
+    """The minutes-long tests go first: the scheduler soak, then the daemon stack's tests (one
+    worker process runs them all on one stack, `--dist loadgroup`). With the suite spread over
+    worker processes they then run beside the rest instead of alone at the end."""
+
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("scheduler_soak") is not None:
+            return 0
+        return 1 if item.get_closest_marker("xdist_group") is not None else 2
+
+    items.sort(key=order)

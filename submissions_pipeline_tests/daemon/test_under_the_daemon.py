@@ -28,6 +28,9 @@ from submissions_pipeline.stack import Stack, StackConfig
 from submissions_pipeline.store import JobStore
 from submissions_pipeline_tests.servers import _free_port
 
+# One stack for the module: under `make test`'s worker processes its tests stay together.
+pytestmark = pytest.mark.xdist_group("daemon_stack")
+
 OEM = "northwind"
 POLL_S = 3
 
