@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
-from submissions_pipeline.domain import Case, Job, SubmissionState
+from submissions_pipeline.domain import Case, Job, Step, SubmissionState
+from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.runner import BatchConfig, EvidenceSettings
 
 if TYPE_CHECKING:
@@ -142,6 +143,12 @@ def job_in(store: JobStore, state: SubmissionState) -> str:
             store.transition(job_id, step, actor="test")
     assert store.get(job_id).state is state
     return job_id
+
+
+def jobs_in_the_browser(store: JobStore, oem: str | None = None) -> list[Job]:
+    """The leased jobs past their claim: on the portal, where a kill or a stop lands mid-job."""
+    leased = store.list_jobs(oem=oem, states=LEASED_STATES)
+    return [j for j in leased if j.last_step not in (None, Step.CLAIMED.value)]
 
 
 def running_job(tries: int = 1, lookup_claims: int = 0, submit_attempted: bool = False) -> Job:

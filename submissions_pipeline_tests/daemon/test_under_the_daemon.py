@@ -26,6 +26,7 @@ from submissions_pipeline.launcher import daemon_heartbeats
 from submissions_pipeline.run_launcher import alive, run_worker
 from submissions_pipeline.stack import Stack, StackConfig
 from submissions_pipeline.store import JobStore
+from submissions_pipeline_tests.factories import jobs_in_the_browser
 from submissions_pipeline_tests.servers import _free_port
 
 # One stack for the module: under `make test`'s worker processes its tests stay together.
@@ -112,8 +113,7 @@ def add_new_cases(crm: EmbeddedCrm, count: int) -> None:
 def a_run_in_the_browser(store: JobStore) -> tuple[str, list[Job]] | None:
     """A run with jobs past their claim, on the portal, and those jobs. Whichever run of the
     OEM is going takes new cases: the one a test launched, or one the sensors launched first."""
-    leased = store.list_jobs(oem=OEM, states=LEASED_STATES)
-    busy = [j for j in leased if j.last_step not in (None, "claimed") and j.run_id]
+    busy = [j for j in jobs_in_the_browser(store, OEM) if j.run_id]
     if not busy:
         return None
     run_id = busy[0].run_id

@@ -20,6 +20,7 @@ from submissions_pipeline.domain import SETTLED_STATES
 from submissions_pipeline.domain import SubmissionState as S
 from submissions_pipeline.domain.states import LEASED_STATES
 from submissions_pipeline.store import JobStore
+from submissions_pipeline_tests.factories import jobs_in_the_browser
 
 OEM = "northwind"
 
@@ -75,8 +76,7 @@ class Night:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            running = [j for j in self.store.list_jobs() if j.state in LEASED_STATES]
-            if any(j.last_step not in (None, "claimed") for j in running):
+            if jobs_in_the_browser(self.store):
                 return
             time.sleep(0.2)
         raise AssertionError("no job reached the browser")
